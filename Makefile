@@ -1,0 +1,35 @@
+# The README's commands. Every target sets itself up on a fresh machine.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SERVE_STAMP := $(VENV)/.serve-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: serve test lint model bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q .
+	touch $@
+
+# torch is pinned to the CPU build the machine carries (see pyproject's [train] extra).
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[train,dev]'
+	touch $@
+
+serve: $(SERVE_STAMP)  ## install and serve the default model on $HOST:$PORT
+	cd /tmp && $(CURDIR)/$(BIN)/python -m service
+
+test: $(DEV_STAMP)  ## install what tests need, lint, run the suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+model: $(DEV_STAMP)  ## train and export the shipped default model (models/motion)
+	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 8 --quiet
+	$(BIN)/python -m models.export --checkpoint runs/motion/best.pt --out models/motion --name motion --version 1
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,138 @@
+"""Export a trained checkpoint to a self-describing model directory (model.onnx + model.json).
+
+    python -m models.export --checkpoint runs/motion/best.pt --out models/motion --name motion
+
+The graph takes `frames` float32 [B, T, 3, H, W] with a dynamic batch axis and returns
+`logits`, `attention` and `embeddings`. Before anything is written, ONNX Runtime runs the
+exported graph on fresh random inputs against torch: a model whose logits differ by
+1e-4 or more (3e-2 for fp16), or whose attention rows do not sum to 1, is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from models.manifest import ModelManifest, ModelOutputs, file_sha256
+from models.network import NetworkConfig, VideoTransformer
+
+# onnx 1.23 stamps IR version 14, which onnxruntime-gpu 1.31 refuses to load; the graph
+# uses nothing newer than IR 10 (opset 17), so it is saved as IR 10.
+IR_VERSION = 10
+OPSET = 17
+OUTPUT_NAMES = ("logits", "attention", "embeddings")
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def load_checkpoint(path: Path) -> tuple[VideoTransformer, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = VideoTransformer(NetworkConfig(**{
+        k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()
+    }))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def export_onnx(model: VideoTransformer, path: Path, fp16: bool = False) -> None:
+    cfg = model.cfg
+    dummy = torch.zeros(2, cfg.num_frames, 3, cfg.height, cfg.width)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        torch.onnx.export(
+            model, (dummy,), str(raw), input_names=["frames"], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={"frames": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+            opset_version=OPSET, dynamo=False,
+        )
+        graph = onnx.load(str(raw))
+    if fp16:
+        graph = _to_fp16(graph)
+    graph.ir_version = IR_VERSION
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+
+
+def _to_fp16(graph: onnx.ModelProto) -> onnx.ModelProto:
+    """fp16 weights and arithmetic, fp32 inputs and outputs (callers need not change)."""
+    from onnxconverter_common import float16  # optional: pip install onnxconverter-common
+
+    return float16.convert_float_to_float16(graph, keep_io_types=True)
+
+
+def check_parity(model: VideoTransformer, path: Path, fp16: bool, seed: int = 1234) -> dict:
+    """Run ONNX Runtime and torch on the same fresh random inputs; raise if they disagree."""
+    cfg = model.cfg
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    worst = {"logits": 0.0, "attention": 0.0, "embeddings": 0.0, "attention_row_sum": 0.0}
+    for batch in (1, 3):
+        x = rng.standard_normal((batch, cfg.num_frames, 3, cfg.height, cfg.width)).astype(np.float32)
+        with torch.no_grad():
+            expected = [t.numpy() for t in model(torch.from_numpy(x))]
+        got = session.run(list(OUTPUT_NAMES), {"frames": x})
+        for name, e, g in zip(OUTPUT_NAMES, expected, got):
+            if g.shape != e.shape:
+                raise ExportError(f"{name}: ONNX shape {g.shape} != torch shape {e.shape}")
+            worst[name] = max(worst[name], float(np.abs(g - e).max()))
+        worst["attention_row_sum"] = max(worst["attention_row_sum"], float(np.abs(got[1].sum(1) - 1).max()))
+    limit = 3e-2 if fp16 else 1e-4
+    if not worst["logits"] < limit:
+        raise ExportError(f"logits differ from torch by {worst['logits']:.2e} (limit {limit:.0e})")
+    if not worst["attention_row_sum"] < 1e-3:
+        raise ExportError(f"attention rows do not sum to 1 (off by {worst['attention_row_sum']:.2e})")
+    return worst
+
+
+def export(checkpoint: Path, out: Path, name: str, version: str, fp16: bool = False) -> ModelManifest:
+    model, state = load_checkpoint(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        candidate = Path(tmp) / "model.onnx"
+        export_onnx(model, candidate, fp16)
+        parity = check_parity(model, candidate, fp16)
+        onnx_path = out / "model.onnx"
+        candidate.replace(onnx_path)
+    val = state.get("val") or {}
+    manifest = ModelManifest(
+        name=name, version=version, labels=list(state["labels"]),
+        num_frames=model.cfg.num_frames, height=model.cfg.height, width=model.cfg.width,
+        mean=list(state["mean"]), std=list(state["std"]), resize=state.get("resize", "stretch"),
+        input_name="frames", outputs=ModelOutputs(), onnx_file="model.onnx",
+        sha256=file_sha256(onnx_path), precision="fp16" if fp16 else "fp32",
+        metrics={"val_top1": val.get("top1"), "val_loss": val.get("loss"), "val_clips": val.get("count"),
+                 "per_class": val.get("per_class"), "parity_max_abs_diff": parity},
+        network=model.cfg.to_dict(),
+        training={"checkpoint_epoch": state.get("epoch", -1) + 1, "args": state.get("args", {})},
+    )
+    manifest.save(out)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--name", default="motion")
+    p.add_argument("--version", default="1")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights (for the GPU); fp32 inputs/outputs")
+    args = p.parse_args(argv)
+    try:
+        manifest = export(args.checkpoint, args.out, args.name, args.version, args.fp16)
+    except ExportError as exc:
+        sys.exit(f"export refused: {exc}")
+    print(json.dumps({"out": str(args.out), "sha256": manifest.sha256,
+                      "parity": manifest.metrics["parity_max_abs_diff"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,510 @@
+"""Probe, sample and resize video frames: the one implementation shared by training and serving.
+
+Why an index first: demuxing (reading packets without decoding them) is cheap, and it
+gives the exact presentation timestamp of every frame and where the keyframes are. With
+that we know each sampled frame's true index and timestamp (also for variable frame rate
+and for containers such as WebM that report no frame count), and we can plan the decode:
+seek to the keyframe before a target when that skips work, and stop after the last one.
+Resizing happens in FFmpeg's scaler (area filter: a thin object survives a 20x
+downscale), and the whole frame stays visible: no center crop can lose a moving object.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import av
+import numpy as np
+
+ResizePolicy = Literal["stretch", "letterbox"]
+# "exact": every returned frame is the one asked for (training depends on it).
+# "fast": a frame may be replaced by a nearby one that is cheaper to reach; see _fast_plan.
+DecodeMode = Literal["exact", "fast"]
+
+
+class VideoDecodeError(ValueError):
+    """The input is not a decodable video (or has no video stream, or no frames)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a client sees of a video, plus the packet index that plans decoding."""
+
+    duration_s: float
+    fps: float
+    width: int  # displayed, after rotation metadata
+    height: int
+    frame_count: int
+    codec: str
+    container: str
+    rotation: int  # degrees counter-clockwise the decoded picture is turned for display
+    time_base: Fraction = field(repr=False)
+    pts: tuple[int, ...] = field(repr=False)  # presentation order, one per frame
+    keyframes: tuple[int, ...] = field(repr=False)  # frame indices (presentation order)
+
+    def timestamp(self, index: int) -> float:
+        """Seconds from the first frame to frame `index`."""
+        return float((self.pts[index] - self.pts[0]) * self.time_base)
+
+    def index_at(self, t: float) -> int:
+        """The frame on screen at `t` seconds from the start (the last one shown by then)."""
+        target = self.pts[0] + t / self.time_base
+        return max(0, min(len(self.pts) - 1, bisect.bisect_right(self.pts, target) - 1))
+
+
+Source = str | Path | BinaryIO
+
+
+def _open(path: Source) -> av.container.InputContainer:
+    try:
+        source = str(path) if isinstance(path, (str, Path)) else path
+        if not isinstance(source, str):
+            source.seek(0)
+        return av.open(source, mode="r", metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        raise VideoDecodeError(f"not a readable video file ({_reason(exc)})") from exc
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(":")[-1].strip() or type(exc).__name__
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    # A photo is not a video, even though FFmpeg presents it as a one-frame video stream.
+    fmt = container.format.name
+    if fmt == "image2" or fmt.endswith("_pipe") or fmt == "gif":
+        raise VideoDecodeError(f"this is a still image ({fmt}), not a video")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoDecodeError(f"the file has no video stream (streams: {', '.join(kinds)})")
+    return container.streams.video[0]
+
+
+def probe_video(path: Source) -> VideoInfo:
+    """Index a video's frames by demuxing it, and decode its first frame to prove it decodes.
+
+    Raises VideoDecodeError for anything that is not a decodable video with frames.
+    """
+    with _open(path) as container:
+        stream = _video_stream(container)
+        pts: list[int] = []
+        key_pts: list[int] = []
+        first = None
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is None:
+                    # No timestamps at all (raw elementary streams): number frames instead.
+                    stamp = len(pts)
+                pts.append(stamp)
+                if packet.is_keyframe:
+                    key_pts.append(stamp)
+                if first is None:
+                    for frame in stream.decode(packet):
+                        first = frame
+                        break
+        except av.error.FFmpegError as exc:
+            if not pts:
+                raise VideoDecodeError(f"the video stream cannot be read ({_reason(exc)})") from exc
+            # A damaged tail: keep the frames before it.
+        if first is None:
+            try:
+                for frame in stream.decode(None):
+                    first = frame
+                    break
+            except av.error.FFmpegError:
+                pass
+        if not pts:
+            raise VideoDecodeError("the video stream has no frames")
+        if first is None:
+            raise VideoDecodeError("no frame of the video stream could be decoded")
+
+        time_base = stream.time_base or Fraction(1, 1)
+        if all(p == i for i, p in enumerate(pts)) and stream.time_base is None:
+            time_base = Fraction(1, 25)
+        order = sorted(set(pts))
+        keyset = set(key_pts) or {order[0]}
+        keyframes = tuple(i for i, p in enumerate(order) if p in keyset)
+        if not keyframes or keyframes[0] != 0:
+            keyframes = (0, *keyframes)
+        n = len(order)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if n > 1:
+            span = float((order[-1] - order[0]) * time_base)
+            fps = (n - 1) / span if span > 0 else float(rate or 25)
+        else:
+            fps = float(rate) if rate else 25.0
+        duration = n / fps  # the last frame stays on screen for one frame period
+        rotation = round((first.rotation or 0) / 90.0) * 90 % 360
+        width, height = first.width, first.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(
+            duration_s=duration,
+            fps=fps,
+            width=width,
+            height=height,
+            frame_count=n,
+            codec=stream.codec_context.name,
+            container=container.format.name,
+            rotation=rotation,
+            time_base=time_base,
+            pts=tuple(order),
+            keyframes=keyframes,
+        )
+
+
+def uniform_indices(
+    info: VideoInfo, num_frames: int, start_s: float = 0.0, end_s: float | None = None
+) -> list[int]:
+    """The frames on screen at the middle of `num_frames` equal parts of [start_s, end_s)."""
+    end = info.duration_s if end_s is None else min(end_s, info.duration_s)
+    start = max(0.0, min(start_s, end))
+    step = (end - start) / num_frames
+    return [info.index_at(start + (i + 0.5) * step) for i in range(num_frames)]
+
+
+def to_rgb(
+    frame: av.VideoFrame, size: tuple[int, int], rotation: int = 0, policy: ResizePolicy = "stretch"
+) -> np.ndarray:
+    """One decoded frame as uint8 RGB [H, W, 3] of `size` = (H, W), as displayed.
+
+    The scale happens in FFmpeg's scaler before rotation, so the coded picture is scaled
+    to the rotated target shape.
+    """
+    out_h, out_w = size
+    turned = rotation in (90, 270)
+    src_w, src_h = (frame.height, frame.width) if turned else (frame.width, frame.height)
+    if policy == "letterbox":
+        scale = min(out_w / src_w, out_h / src_h)
+        fit_w, fit_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+    else:
+        fit_w, fit_h = out_w, out_h
+    coded_w, coded_h = (fit_h, fit_w) if turned else (fit_w, fit_h)
+    # threads=1: swscale's own slice threads can deadlock when the scaler is freed (seen
+    # with FFmpeg 8 under load), and a 64x64 output is cheap on one thread.
+    rgb = frame.to_ndarray(
+        width=coded_w, height=coded_h, format="rgb24", interpolation="AREA", threads=1
+    )
+    if rotation:
+        rgb = np.rot90(rgb, k=rotation // 90)
+    if (fit_h, fit_w) != (out_h, out_w):
+        canvas = np.zeros((out_h, out_w, 3), np.uint8)
+        top, left = (out_h - fit_h) // 2, (out_w - fit_w) // 2
+        canvas[top : top + fit_h, left : left + fit_w] = rgb
+        rgb = canvas
+    return np.ascontiguousarray(rgb)
+
+
+def _decode_wanted(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    wanted: Sequence[int],
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield (frame index, frame) for the sorted unique indices in `wanted`.
+
+    Seeks to the keyframe before the next target whenever that keyframe lies beyond
+    what has been decoded so far (everything between would be wasted work), and stops
+    after the last target.
+    """
+    targets = sorted(set(wanted))
+    pos_of = {p: i for i, p in enumerate(info.pts)}
+    keyframes = info.keyframes
+    position = -1  # index of the last frame decoded
+    t = 0
+    while t < len(targets):
+        target = targets[t]
+        key = keyframes[bisect.bisect_right(keyframes, target) - 1]
+        if key > position + 1:
+            container.seek(info.pts[key], stream=stream, backward=True, any_frame=False)
+        elif position >= target:
+            # Overshot because the frame was missing: give up on it.
+            t += 1
+            continue
+        found = False
+        for packet in container.demux(stream):
+            try:
+                frames = stream.decode(packet)
+            except av.error.FFmpegError:
+                continue  # a damaged packet: its frame is lost, keep going
+            for frame in frames:
+                stamp = frame.pts
+                index = pos_of.get(stamp) if stamp is not None else None
+                if index is None:
+                    index = position + 1 if stamp is None else info.index_at(
+                        float((stamp - info.pts[0]) * info.time_base)
+                    )
+                position = index
+                while t < len(targets) and targets[t] < index:
+                    t += 1  # missed (not decodable), the caller fills it in
+                if t < len(targets) and targets[t] == index:
+                    yield index, frame
+                    t += 1
+                    found = True
+                if t >= len(targets):
+                    return
+                next_key = keyframes[bisect.bisect_right(keyframes, targets[t]) - 1]
+                if next_key > position + 1:
+                    break  # cheaper to seek to the next target's keyframe
+            else:
+                continue
+            break
+        else:
+            return  # end of stream
+        if not found and t < len(targets) and targets[t] <= position:
+            t += 1
+
+
+def fast_tolerance(targets: Sequence[int]) -> list[int]:
+    """How far (in frames) fast mode may move each of the sorted unique `targets`.
+
+    The tolerance of a target is strictly less than half the gap to its nearest
+    neighbouring target: (gap - 1) // 2. Each substitute therefore stays closer to its own
+    target than to any other, so the sampled frames stay distinct and in time order, and a
+    uniform sample stays uniform to within half a sampling step. A lone target has no
+    spacing to lean on and gets tolerance 0 (it still profits from skipped frames).
+    """
+    if len(targets) < 2:
+        return [0] * len(targets)
+    gaps = [b - a for a, b in itertools.pairwise(targets)]
+    # The nearest neighbour's gap: an end target has a neighbour on one side only.
+    near = [min(gaps[max(0, i - 1) : i + 1]) for i in range(len(targets))]
+    return [max(0, (g - 1) // 2) for g in near]
+
+
+def _fast_plan(info: VideoInfo, targets: Sequence[int]) -> dict[int, int]:
+    """Map each sorted unique target to the frame fast mode decodes for it.
+
+    A keyframe within the target's tolerance (before or after it) is taken instead of the
+    target: it decodes on its own, right after a seek, while reaching the target itself
+    means decoding the whole chain of frames from the keyframe before it.
+    """
+    keyframes = info.keyframes
+    plan = {}
+    for target, tol in zip(targets, fast_tolerance(targets), strict=True):
+        k = bisect.bisect_right(keyframes, target) - 1
+        candidates = [keyframes[j] for j in (k, k + 1) if 0 <= j < len(keyframes)]
+        near = min(candidates, key=lambda key: (abs(key - target), key))
+        plan[target] = near if abs(near - target) <= tol else target
+    return plan
+
+
+def _decode_fast(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    fetch: Sequence[int],
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield (frame index, frame) for the sorted unique indices in `fetch`, doing less work.
+
+    The walk of _decode_wanted (seek to the keyframe before the next frame when it lies
+    beyond what was decoded, stop after the last one), plus two savings:
+
+    - packets of frames nobody asked for are decoded with skip_frame=NONREF, so frames no
+      other frame refers to (most B-frames) are never reconstructed. Every reference frame
+      and every frame asked for decodes as in a full decode, so the frames returned are
+      bit-identical to exact mode's for the same indices.
+    - before a seek (and after the last frame) the decoder is drained instead of fed:
+      with frame threads a frame only comes out after `thread_count` further packets, and
+      decoding those only to push the wanted frame through is wasted work.
+    """
+    ctx = stream.codec_context
+    pos_of = {p: i for i, p in enumerate(info.pts)}
+    keyframes = info.keyframes
+    want_pts = {info.pts[i] for i in fetch}
+
+    def key_of(index: int) -> int:
+        return keyframes[bisect.bisect_right(keyframes, index) - 1]
+
+    # fetch[i] is a drain point when the frame after it is reached by a seek (or there is none).
+    drain_at = [i + 1 >= len(fetch) or key_of(fetch[i + 1]) > fetch[i] + 1 for i in range(len(fetch))]
+
+    def frames_of(packet: av.Packet | None) -> list[av.VideoFrame]:
+        try:
+            return list(stream.decode(packet))
+        except av.error.FFmpegError:
+            return []  # a damaged packet (or nothing left to drain): its frame is lost
+
+    position = -1  # index of the last frame decoded
+    t = 0
+    while t < len(fetch):
+        target = fetch[t]
+        if key_of(target) > position + 1:
+            container.seek(info.pts[key_of(target)], stream=stream, backward=True, any_frame=False)
+        elif position >= target:
+            t += 1  # overshot because the frame was missing: give up on it
+            continue
+        sent: set[int] = set()  # wanted pts sent to the decoder since this segment began
+        drained = False
+        for packet in container.demux(stream):
+            wanted = packet.pts is None or packet.pts in want_pts
+            # Set per packet: frame threads copy the setting when a packet is submitted.
+            ctx.skip_frame = "DEFAULT" if wanted else "NONREF"
+            frames = frames_of(packet)
+            if packet.pts is not None and wanted:
+                sent.add(packet.pts)
+                d = next(i for i in range(t, len(fetch)) if drain_at[i])
+                # Drain only once every frame up to the drain point is inside the decoder:
+                # with B-frames a frame shown earlier can be sent later.
+                if all(info.pts[fetch[i]] in sent for i in range(t, d + 1)):
+                    frames += frames_of(None)
+                    drained = True
+            seek_next = False
+            for frame in frames:
+                stamp = frame.pts
+                index = pos_of.get(stamp) if stamp is not None else None
+                if index is None:
+                    index = position + 1 if stamp is None else info.index_at(
+                        float((stamp - info.pts[0]) * info.time_base)
+                    )
+                position = index
+                while t < len(fetch) and fetch[t] < index:
+                    t += 1  # missed (not decodable), the caller fills it in
+                if t < len(fetch) and fetch[t] == index:
+                    yield index, frame
+                    t += 1
+                if t >= len(fetch):
+                    return
+                if key_of(fetch[t]) > position + 1:
+                    seek_next = True  # cheaper to seek to the next frame's keyframe
+                    break
+            if seek_next or drained:
+                break  # a drained decoder takes no more packets until the seek flushes it
+        else:
+            return  # end of stream
+        ctx.skip_frame = "DEFAULT"
+        if t < len(fetch) and fetch[t] == target and (drained or position >= target):
+            t += 1  # its packet went in and no frame came out: give up on it
+
+
+def _drain(stream: av.video.stream.VideoStream) -> None:
+    try:
+        for _ in stream.decode(None):
+            pass
+    except av.error.FFmpegError:
+        pass  # already drained, or a damaged tail: nothing left to hang on
+
+
+def read_frames(
+    path: Source,
+    info: VideoInfo,
+    indices: Sequence[int],
+    size: tuple[int, int],
+    policy: ResizePolicy = "stretch",
+    threads: int = 0,
+    mode: DecodeMode = "exact",
+) -> np.ndarray:
+    """Decode the frames at `indices` (repeats allowed) as uint8 [len(indices), H, W, 3].
+
+    mode="fast" may return a nearby frame for an index (see fast_tolerance);
+    read_frames_at says which frames were returned.
+    """
+    return read_frames_at(path, info, indices, size, policy, threads, mode)[0]
+
+
+def read_frames_at(
+    path: Source,
+    info: VideoInfo,
+    indices: Sequence[int],
+    size: tuple[int, int],
+    policy: ResizePolicy = "stretch",
+    threads: int = 0,
+    mode: DecodeMode = "exact",
+) -> tuple[np.ndarray, list[int]]:
+    """read_frames, and the index of the frame returned for each of `indices`.
+
+    In exact mode the indices returned are `indices` themselves, except for a frame lost
+    to damage, which is reported as the nearest frame shown instead.
+    """
+    if mode not in ("exact", "fast"):
+        raise ValueError(f"mode must be 'exact' or 'fast', not {mode!r}")
+    targets = sorted(set(indices))
+    plan = _fast_plan(info, targets) if mode == "fast" else {i: i for i in targets}
+    got: dict[int, np.ndarray] = {}
+    with _open(path) as container:
+        stream = _video_stream(container)
+        if isinstance(path, (str, Path)):
+            # Frame threads with a Python file object as the source can deadlock on close
+            # (seen with Matroska in memory); in-memory clips are small anyway.
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
+        try:
+            if mode == "fast":
+                frames = _decode_fast(container, stream, info, sorted(set(plan.values())))
+            else:
+                frames = _decode_wanted(container, stream, info, indices)
+            for index, frame in frames:
+                got[index] = to_rgb(frame, size, info.rotation, policy)
+            # Closing a frame-threaded decoder that still holds frames can hang for good
+            # (PyAV 18 / FFmpeg 8: seen in exact mode after the last target): drain it first.
+            # The frames drained are discarded, so what is returned does not change.
+            _drain(stream)
+        except av.error.FFmpegError as exc:
+            if not got:
+                raise VideoDecodeError(f"the video cannot be decoded ({_reason(exc)})") from exc
+    if not got:
+        raise VideoDecodeError("no frame of the video could be decoded")
+    decoded = sorted(got)
+    out = np.empty((len(indices), size[0], size[1], 3), np.uint8)
+    returned = []
+    for i, index in enumerate(indices):
+        want = plan[index]
+        if want not in got:
+            # A frame lost to damage: show the nearest one that decoded.
+            j = bisect.bisect_left(decoded, want)
+            want = min(decoded[max(0, j - 1) : j + 1], key=lambda d: abs(d - want))
+        out[i] = got[want]
+        returned.append(want)
+    return out, returned
+
+
+@dataclass(frozen=True)
+class SampledClip:
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    indices: list[int]
+    timestamps: list[float]
+
+
+def sample_frames(
+    path: Source,
+    num_frames: int,
+    size: tuple[int, int],
+    *,
+    info: VideoInfo | None = None,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    policy: ResizePolicy = "stretch",
+    threads: int = 0,
+    mode: DecodeMode = "exact",
+) -> SampledClip:
+    """Sample `num_frames` frames uniformly over [start_s, end_s) (the whole video by default).
+
+    mode="fast" may take a frame up to just under half a sampling step from the uniform
+    position (fast_tolerance); `indices` and `timestamps` are those of the frames taken.
+    """
+    info = info or probe_video(path)
+    indices = uniform_indices(info, num_frames, start_s, end_s)
+    if mode == "exact":
+        frames = read_frames(path, info, indices, size, policy, threads)
+    else:
+        frames, indices = read_frames_at(path, info, indices, size, policy, threads, mode)
+    return SampledClip(frames, indices, [info.timestamp(i) for i in indices])
+
+
+def normalize(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W], scaled to [0, 1] then standardized."""
+    x = frames.astype(np.float32) * (1.0 / 255.0)
+    x -= np.asarray(mean, np.float32)
+    x *= 1.0 / np.asarray(std, np.float32)
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+

@@ -1,0 +1,381 @@
+"""Train the video Transformer on synthetic motion clips or on a folder of videos.
+
+    python -m models.train --out runs/motion                       # synthetic (the default model)
+    python -m models.train --data /path/UCF101 --out runs/ucf --split-dir /path/ucfTrainTestlist
+
+Clips are decoded once into a cache of uint8 arrays (`<out>/cache` by default), so epochs
+after the first are not decode-bound. Validation runs every epoch; the last and the best
+checkpoints are kept and `--resume` continues from the last. Metrics (loss, top-1,
+per-class accuracy, confusion matrix) are printed and written to `<out>/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from tqdm import tqdm
+
+from models import jobs as workers_jobs
+from models import synthetic
+from models.network import NetworkConfig, VideoTransformer
+
+MEAN = [0.45, 0.45, 0.45]
+STD = [0.25, 0.25, 0.25]
+CLIP_TIMEOUT_S = 30
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+
+
+@dataclass
+class Dataset:
+    clips: np.ndarray  # uint8 [N, T, H, W, 3]
+    labels: np.ndarray  # int64 [N]
+
+
+# ---------------------------------------------------------------- synthetic data
+
+def synthetic_dataset(seed: int, count: int, frames: int, size: int, encoded_share: float,
+                      workers: int, cache: Path, desc: str) -> Dataset:
+    key = f"synthetic-v1-{seed}-{count}-{frames}-{size}-{encoded_share}"
+    path = cache / f"{key}.npz"
+    if path.exists():
+        data = np.load(path)
+        return Dataset(data["clips"], data["labels"])
+    jobs = [(seed * 1_000_003 + i, frames, size, encoded_share) for i in range(count)]
+    clips = np.empty((count, frames, size, size, 3), np.uint8)
+    labels = np.empty(count, np.int64)
+    pool = mp.get_context("spawn").Pool(workers, initializer=workers_jobs.quiet_av)
+    try:
+        pending = [pool.apply_async(workers_jobs.synthetic_clip, (job,)) for job in jobs]
+        for i, result in enumerate(tqdm(pending, desc=desc)):
+            try:
+                clips[i], labels[i] = result.get(timeout=CLIP_TIMEOUT_S)
+            except mp.TimeoutError:
+                # A codec library that stalls (seen rarely under load) must not stall the
+                # whole run: render this clip without the codec instead.
+                print(f"clip {i} timed out in its codec; rendering it unencoded", flush=True)
+                clips[i], labels[i] = workers_jobs.synthetic_clip((*jobs[i][:3], 0.0))
+    finally:
+        pool.terminate()
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, clips=clips, labels=labels)
+    return Dataset(clips, labels)
+
+
+# ---------------------------------------------------------------- folder (UCF101 layout)
+
+def _group(path: Path) -> str:
+    """UCF101 names clips v_<Class>_g<group>_c<clip>: clips of a group share a source video."""
+    m = re.search(r"_g(\d+)_", path.name)
+    return f"{path.parent.name}/{m.group(1)}" if m else str(path)
+
+
+def folder_splits(root: Path, split_dir: Path | None, split: int, val_fraction: float,
+                  seed: int) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """(labels, train, val) from one subfolder per class, with optional UCF101 split lists."""
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise SystemExit(f"{root} has no class subfolders (expected <root>/<class>/<video>)")
+    index = {c: i for i, c in enumerate(classes)}
+    videos = [(p, index[p.parent.name]) for c in classes for p in sorted((root / c).iterdir())
+              if p.suffix.lower() in VIDEO_SUFFIXES]
+    if split_dir is not None:
+        def listed(name: str) -> set[str]:
+            lines = (split_dir / name).read_text().split("\n")
+            return {ln.split()[0].replace("\\", "/") for ln in lines if ln.strip()}
+        train_names = listed(f"trainlist{split:02d}.txt")
+        test_names = listed(f"testlist{split:02d}.txt")
+        rel = {v: f"{v[0].parent.name}/{v[0].name}" for v in videos}
+        return (classes, [v for v in videos if rel[v] in train_names],
+                [v for v in videos if rel[v] in test_names])
+    # No split lists: hold out whole groups so no source video is on both sides.
+    groups = sorted({_group(p) for p, _ in videos})
+    random.Random(seed).shuffle(groups)
+    held = set(groups[: max(1, int(len(groups) * val_fraction))])
+    return (classes, [v for v in videos if _group(v[0]) not in held],
+            [v for v in videos if _group(v[0]) in held])
+
+
+def folder_dataset(videos: list[tuple[Path, int]], frames: int, size: int, policy: str,
+                   workers: int, cache: Path, desc: str) -> Dataset:
+    stamp = "|".join(f"{p}:{p.stat().st_mtime_ns}:{y}" for p, y in videos)
+    key = hashlib.sha256(f"{stamp}|{frames}|{size}|{policy}".encode()).hexdigest()[:16]
+    path = cache / f"folder-{key}.npz"
+    if path.exists():
+        data = np.load(path)
+        return Dataset(data["clips"], data["labels"])
+    jobs = [(str(p), frames, size, policy) for p, _ in videos]
+    clips, labels = [], []
+    with mp.get_context("spawn").Pool(workers, initializer=workers_jobs.quiet_av) as pool:
+        for (_, y), clip in tqdm(zip(videos, pool.imap(workers_jobs.folder_clip, jobs, chunksize=4)),
+                                 total=len(jobs), desc=desc):
+            if clip is not None:
+                clips.append(clip)
+                labels.append(y)
+    if not clips:
+        raise SystemExit("no video in the folder could be decoded")
+    cache.mkdir(parents=True, exist_ok=True)
+    data = Dataset(np.stack(clips), np.asarray(labels, np.int64))
+    np.savez(path, clips=data.clips, labels=data.labels)
+    return data
+
+
+# ---------------------------------------------------------------- augmentation
+
+def _swap_table(labels: list[str], pairs: list[tuple[str, str]]) -> torch.Tensor | None:
+    if not all(a in labels and b in labels for a, b in pairs):
+        return None
+    table = torch.arange(len(labels))
+    for a, b in pairs:
+        table[labels.index(a)], table[labels.index(b)] = labels.index(b), labels.index(a)
+    return table
+
+
+class Augment:
+    """Label-aware flips and time reversal (when the labels say how they change), colors.
+
+    Mirroring a move_left clip makes a move_right clip; playing a grow clip backwards makes
+    a shrink clip. For other label sets only label-preserving changes are applied.
+    """
+
+    def __init__(self, labels: list[str], motion: bool) -> None:
+        self.hflip = _swap_table(labels, [("move_left", "move_right")]) if motion else None
+        self.vflip = _swap_table(labels, [("move_up", "move_down")]) if motion else None
+        self.reverse = _swap_table(labels, [("move_left", "move_right"), ("move_up", "move_down"),
+                                            ("grow", "shrink"), ("fade_in", "fade_out")]) if motion else None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x float [B, T, 3, H, W] in [0, 1]."""
+        b = x.shape[0]
+        x, y = x.clone(), y.clone()
+
+        def pick(p: float) -> torch.Tensor:
+            return torch.rand(b) < p
+
+        m = pick(0.5)
+        x[m] = x[m].flip(-1)
+        if self.hflip is not None:
+            y[m] = self.hflip[y[m]]
+        if self.vflip is not None:
+            m = pick(0.5)
+            x[m] = x[m].flip(-2)
+            y[m] = self.vflip[y[m]]
+        if self.reverse is not None:
+            m = pick(0.5)
+            x[m] = x[m].flip(1)
+            y[m] = self.reverse[y[m]]
+        m = pick(0.5)  # channel permutation: colors carry no class
+        if m.any():
+            x[m] = x[m][:, :, torch.randperm(3)]
+        m = pick(0.15)
+        x[m] = 1 - x[m]
+        gain = torch.empty(b, 1, 1, 1, 1).uniform_(0.7, 1.3)
+        bias = torch.empty(b, 1, 1, 1, 1).uniform_(-0.15, 0.15)
+        x = (x - 0.5) * gain + 0.5 + bias
+        x = x + torch.randn_like(x) * torch.empty(b, 1, 1, 1, 1).uniform_(0, 0.03)
+        return x.clamp(0, 1), y
+
+
+def to_input(clips: np.ndarray) -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [0, 1]."""
+    return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float().div_(255)
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(MEAN).view(1, 1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 1, 3, 1, 1)
+    return (x - mean) / std
+
+
+# ---------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def evaluate(model: VideoTransformer, data: Dataset, labels: list[str], batch_size: int = 128) -> dict:
+    model.eval()
+    n = len(data.labels)
+    confusion = np.zeros((len(labels), len(labels)), np.int64)
+    total_loss = 0.0
+    for i in range(0, n, batch_size):
+        x = standardize(to_input(data.clips[i : i + batch_size]))
+        y = torch.from_numpy(data.labels[i : i + batch_size])
+        logits = model(x)[0]
+        total_loss += float(nnf.cross_entropy(logits, y, reduction="sum"))
+        for t, p in zip(y.tolist(), logits.argmax(1).tolist()):
+            confusion[t, p] += 1
+    per_class = {labels[c]: float(confusion[c, c] / max(1, confusion[c].sum())) for c in range(len(labels))}
+    return {
+        "loss": total_loss / max(1, n),
+        "top1": float(np.trace(confusion) / max(1, n)),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "count": n,
+    }
+
+
+# ---------------------------------------------------------------- training
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="synthetic", help="'synthetic' or a folder: <root>/<class>/<video>")
+    p.add_argument("--split-dir", type=Path, help="folder with UCF101 trainlistNN.txt/testlistNN.txt")
+    p.add_argument("--split", type=int, default=1)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, metrics, cache")
+    p.add_argument("--cache", type=Path, help="decoded-clip cache folder (default <out>/cache)")
+    p.add_argument("--train-size", type=int, default=12000, help="synthetic training clips")
+    p.add_argument("--val-size", type=int, default=1000, help="synthetic validation clips")
+    p.add_argument("--encoded-share", type=float, default=0.15, help="synthetic clips passed through a codec")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="processes that decode/generate clips")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def load_data(args: argparse.Namespace) -> tuple[list[str], Dataset, Dataset, bool]:
+    cache = args.cache or args.out / "cache"
+    if args.data == "synthetic":
+        labels = list(synthetic.LABELS)
+        train = synthetic_dataset(args.seed, args.train_size, args.frames, args.size,
+                                  args.encoded_share, args.workers, cache, "generate train")
+        val = synthetic_dataset(args.seed + 7919, args.val_size, args.frames, args.size,
+                                args.encoded_share, args.workers, cache, "generate val")
+        return labels, train, val, True
+    root = Path(args.data)
+    if not root.is_dir():
+        raise SystemExit(f"--data {root}: not a folder (use 'synthetic' or a UCF101-style folder)")
+    labels, train_videos, val_videos = folder_splits(root, args.split_dir, args.split,
+                                                     args.val_fraction, args.seed)
+    train = folder_dataset(train_videos, args.frames, args.size, args.resize, args.workers, cache, "decode train")
+    val = folder_dataset(val_videos, args.frames, args.size, args.resize, args.workers, cache, "decode val")
+    return labels, train, val, False
+
+
+def train(args: argparse.Namespace) -> dict:
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    labels, train_data, val_data, motion = load_data(args)
+    data_s = time.perf_counter() - started
+
+    cfg = NetworkConfig(num_classes=len(labels), num_frames=args.frames, height=args.size,
+                        width=args.size, dim=args.dim, depth=args.depth, heads=args.heads)
+    model = VideoTransformer(cfg)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "embed" not in n and "token" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "embed" not in n and "token" not in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    steps_per_epoch = math.ceil(len(train_data.labels) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    warmup = max(1, min(300, total_steps // 10))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps)))
+    )
+    augment = Augment(labels, motion)
+    history: list[dict] = []
+    start_epoch, step, best = 0, 0, -1.0
+    last_path, best_path = args.out / "last.pt", args.out / "best.pt"
+    if args.resume and last_path.exists():
+        state = torch.load(last_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step, best, history = state["epoch"] + 1, state["step"], state["best"], state["history"]
+        torch.set_rng_state(state["rng"])
+        print(f"resumed from {last_path} at epoch {start_epoch}")
+
+    rng = np.random.default_rng(args.seed)
+    for _ in range(start_epoch):
+        rng.permutation(len(train_data.labels))  # keep the shuffle sequence of an uninterrupted run
+    train_s = 0.0
+    for epoch in range(start_epoch, args.epochs):
+        if args.max_steps and step >= args.max_steps:
+            break
+        epoch_start = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(train_data.labels))
+        losses = []
+        bar = tqdm(range(0, len(order), args.batch_size), desc=f"epoch {epoch + 1}/{args.epochs}",
+                   disable=args.quiet, leave=False)
+        for i in bar:
+            idx = np.sort(order[i : i + args.batch_size])
+            x, y = augment(to_input(train_data.clips[idx]), torch.from_numpy(train_data.labels[idx]))
+            logits = model(standardize(x))[0]
+            loss = nnf.cross_entropy(logits, y, label_smoothing=0.05)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+            if args.max_steps and step >= args.max_steps:
+                break
+        train_s += time.perf_counter() - epoch_start
+        val = evaluate(model, val_data, labels)
+        record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)),
+                  "val_loss": val["loss"], "val_top1": val["top1"], "seconds": time.perf_counter() - epoch_start}
+        history.append(record)
+        print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
+              f"val top-1 {val['top1']:.4f}  ({record['seconds']:.0f}s)", flush=True)
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "history": history,
+                 "best": max(best, val["top1"]), "rng": torch.get_rng_state(), "config": cfg.to_dict(),
+                 "labels": labels, "mean": MEAN, "std": STD, "resize": args.resize, "val": val,
+                 "args": {k: str(v) for k, v in vars(args).items()}}
+        torch.save(state, last_path)
+        if val["top1"] > best:
+            best = val["top1"]
+            torch.save(state, best_path)
+
+    final = torch.load(best_path, weights_only=False) if best_path.exists() else None
+    metrics = {
+        "data": args.data, "train_clips": int(len(train_data.labels)), "val_clips": int(len(val_data.labels)),
+        "epochs": len(history), "steps": step, "data_seconds": round(data_s, 1),
+        "train_seconds": round(train_s, 1), "history": history,
+        "best_val": final["val"] if final else None,
+    }
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if final:
+        v = final["val"]
+        print(f"best val top-1 {v['top1']:.4f} (loss {v['loss']:.4f}) over {v['count']} clips")
+        print("per class: " + ", ".join(f"{k} {a:.3f}" for k, a in v["per_class"].items()))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The app factory: `create_app(settings)` builds one self-contained service (tests build several)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from service import errors
+from service.inference import router as inference_router
+from service.middleware import MetricsMiddleware
+from service.ops import health, protected
+from service.settings import Settings
+from service.state import ServiceState
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = ServiceState(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # A model that cannot load stops startup (the process exits); warm-up runs after
+        # startup so that /healthz answers and /readyz says 503 until it is done.
+        await state.start()
+        warm_up = asyncio.create_task(state.warm_up())
+        try:
+            yield
+        finally:
+            warm_up.cancel()
+            await state.stop()
+
+    app = FastAPI(
+        title="motion-serve",
+        summary="Video classification and summaries over ONNX Runtime with dynamic batching",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.include_router(health)
+    app.include_router(protected)
+    app.include_router(inference_router)
+    return app

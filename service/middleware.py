@@ -1,0 +1,38 @@
+"""Request counts and latencies per endpoint and status, for every request."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.metrics import Metrics
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            # The route template, not the raw path: unknown paths must not create new series.
+            endpoint = getattr(route, "path", None) or "unmatched"
+            labels = {"endpoint": endpoint, "status": str(status)}
+            self.metrics.requests.labels(method=scope["method"], **labels).inc()
+            self.metrics.latency.labels(**labels).observe(time.perf_counter() - start)

@@ -1,0 +1,105 @@
+"""Health, model metadata (also as KServe's Open Inference Protocol) and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.errors import ApiError
+from service.schemas import Health, ModelInfo, ModelList, OipModelMetadata, OipReady, TensorMeta
+from service.security import require_api_key
+from service.state import ServiceState
+
+health = APIRouter(tags=["health"])
+protected = APIRouter(tags=["models"], dependencies=[Depends(require_api_key)])
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def _require_ready(state: ServiceState) -> None:
+    if not state.ready:
+        why = "draining after SIGTERM" if state.draining else "loading or warming up the model"
+        retry = {"Retry-After": str(state.settings.retry_after_s)}
+        raise ApiError(503, f"not ready: {why}; retry later", retry)
+
+
+@health.get("/healthz", response_model=Health)
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@health.get("/readyz", response_model=Health, responses={503: {"description": "not ready"}})
+async def readyz(state: StateDep) -> dict:
+    _require_ready(state)
+    return {"status": "ready"}
+
+
+@health.get("/v2/health/live")
+async def oip_live() -> dict:
+    return {"live": True, "status": "ok"}
+
+
+@health.get("/v2/health/ready", responses={503: {"description": "not ready"}})
+async def oip_ready(state: StateDep) -> dict:
+    _require_ready(state)
+    return {"ready": True, "status": "ready"}
+
+
+def _model_info(state: ServiceState) -> ModelInfo:
+    assert state.model is not None
+    m = state.model.manifest
+    return ModelInfo(
+        name=m.name, version=m.version, labels=m.labels, num_frames=m.num_frames, input_size=m.size,
+        resize=m.resize, precision=m.precision, providers=state.model.providers, ready=state.ready,
+    )
+
+
+def _loaded(state: ServiceState, name: str) -> None:
+    if state.model is None or state.model.manifest.name != name:
+        raise ApiError(404, f"no model named '{name}' is loaded; GET /v1/models lists them")
+
+
+@protected.get("/v1/models", response_model=ModelList)
+async def list_models(state: StateDep) -> ModelList:
+    return ModelList(models=[_model_info(state)])
+
+
+def _tensor(name: str, datatype: str, shape: list) -> TensorMeta:
+    # Symbolic dimensions (the batch) are -1 in the Open Inference Protocol.
+    return TensorMeta(name=name, datatype=datatype, shape=[d if isinstance(d, int) else -1 for d in shape])
+
+
+@protected.get("/v2/models/{name}", response_model=OipModelMetadata)
+async def oip_model(name: str, state: StateDep) -> OipModelMetadata:
+    _loaded(state, name)
+    assert state.model is not None
+    session = state.model.session
+    return OipModelMetadata(
+        name=name,
+        versions=[state.model.manifest.version],
+        platform="onnxruntime_onnx",
+        inputs=[_tensor(i.name, "FP32", i.shape) for i in session.get_inputs()],
+        outputs=[_tensor(o.name, "FP32", o.shape) for o in session.get_outputs()],
+    )
+
+
+@protected.get(
+    "/v2/models/{name}/ready", response_model=OipReady, responses={503: {"description": "not ready"}}
+)
+async def oip_model_ready(name: str, state: StateDep) -> OipReady:
+    _loaded(state, name)
+    _require_ready(state)
+    return OipReady(name=name, ready=True)
+
+
+@protected.get("/metrics", response_class=Response)
+async def metrics(state: StateDep) -> Response:
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

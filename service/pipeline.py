@@ -1,0 +1,133 @@
+"""Pre- and post-processing around the model, kept apart from HTTP: pure functions.
+
+Preprocess: plan which frames each clip uses, decode them once, normalize.
+Postprocess: softmax labels, per-frame attention, keyframes, timeline segments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.frames import VideoInfo, normalize, read_frames, uniform_indices
+from models.manifest import ModelManifest
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_clips(info: VideoInfo, num_frames: int, clip_window_s: float, max_clips: int) -> list[list[int]]:
+    """Frame indices of each clip: one clip, or several over equal parts of a long video.
+
+    T frames spread over a long video are far apart, and short motions fall between them;
+    several clips each see their own part densely enough (multi-clip testing).
+    """
+    n = 1 if info.duration_s <= clip_window_s else min(max_clips, math.ceil(info.duration_s / clip_window_s))
+    part = info.duration_s / n
+    return [uniform_indices(info, num_frames, k * part, (k + 1) * part) for k in range(n)]
+
+
+def plan_windows(duration_s: float, window_s: float, max_windows: int) -> list[tuple[float, float]]:
+    """Half-overlapping timeline windows over the video: at least `window_s` long, at most `max_windows`."""
+    win = min(duration_s, max(window_s, 2 * duration_s / (max_windows + 1)))
+    stride = win / 2
+    n = 1 if win >= duration_s else math.ceil((duration_s - win) / stride - 1e-9) + 1
+    return [(min(k * stride, duration_s - win), min(k * stride, duration_s - win) + win) for k in range(n)]
+
+
+def chunk_indices(indices: list[int], num_frames: int) -> list[list[int]]:
+    """Consecutive groups of T indices; the last one padded by repeating its last frame."""
+    chunks = [indices[i : i + num_frames] for i in range(0, len(indices), num_frames)]
+    if chunks and len(chunks[-1]) < num_frames:
+        chunks[-1] = chunks[-1] + [chunks[-1][-1]] * (num_frames - len(chunks[-1]))
+    return chunks
+
+
+# ---------------------------------------------------------------- preprocess
+
+
+def decode_clips(
+    path: Path, info: VideoInfo, clips: list[list[int]], manifest: ModelManifest, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W])."""
+    flat = [i for clip in clips for i in clip]
+    frames = read_frames(path, info, flat, manifest.size, manifest.resize, threads)
+    frames = frames.reshape(len(clips), manifest.num_frames, *frames.shape[1:])
+    return frames, normalize(frames, manifest.mean, manifest.std)
+
+
+# ---------------------------------------------------------------- postprocess
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def finite(x: float) -> float:
+    """JSON has no NaN or Infinity: a non-finite model output becomes 0."""
+    return float(x) if math.isfinite(x) else 0.0
+
+
+def top_labels(probs: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"label": labels[i], "score": finite(probs[i])} for i in order]
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    index: int
+    timestamp_s: float
+    attention: float
+
+
+def frame_attention(info: VideoInfo, clips: list[list[int]], attention: np.ndarray) -> list[FrameScore]:
+    """Per-frame attention over every frame the model saw, summing to 1 over the list.
+
+    Each clip's row sums to 1, so rows are weighted 1/N; a frame seen twice (short videos
+    repeat frames) is listed once with its attention summed.
+    """
+    att = np.nan_to_num(np.clip(attention.astype(np.float64), 0, None))
+    totals: dict[int, float] = {}
+    for clip, row in zip(clips, att, strict=True):
+        row_sum = row.sum()
+        weights = row / row_sum if row_sum > 0 else np.full(len(row), 1.0 / len(row))
+        for index, w in zip(clip, weights, strict=True):
+            totals[index] = totals.get(index, 0.0) + float(w) / len(clips)
+    total = sum(totals.values()) or 1.0
+    return [FrameScore(i, info.timestamp(i), totals[i] / total) for i in sorted(totals)]
+
+
+def keyframes(frames: list[FrameScore], k: int) -> list[int]:
+    """The k most-attended frames, in time order (ties go to the earlier frame)."""
+    best = sorted(frames, key=lambda f: (-f.attention, f.index))[: max(1, k)]
+    return sorted(f.index for f in best)
+
+
+def timeline(
+    windows: list[tuple[float, float]], probs: np.ndarray, duration_s: float, labels: list[str], k: int
+) -> list[dict]:
+    """Consecutive segments covering [0, duration]: each window owns the span nearest its center,
+    and neighbours with the same top label merge (their probabilities averaged by length)."""
+    centers = [(a + b) / 2 for a, b in windows]
+    cuts = [0.0] + [(centers[i] + centers[i + 1]) / 2 for i in range(len(centers) - 1)] + [duration_s]
+    segments: list[dict] = []
+    for i, p in enumerate(probs):
+        start, end = cuts[i], cuts[i + 1]
+        top = int(np.argmax(p))
+        if segments and segments[-1]["_top"] == top:
+            seg = segments[-1]
+            seg["end_s"] = end
+            seg["_sum"] = seg["_sum"] + p * (end - start)
+        else:
+            segments.append({"start_s": start, "end_s": end, "_top": top, "_sum": p * (end - start)})
+    out = []
+    for seg in segments:
+        length = seg["end_s"] - seg["start_s"]
+        mean = seg["_sum"] / length if length > 0 else seg["_sum"]
+        labels_k = top_labels(mean, labels, k)
+        out.append({"start_s": finite(seg["start_s"]), "end_s": finite(seg["end_s"]), "labels": labels_k})
+    return out

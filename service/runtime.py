@@ -1,0 +1,86 @@
+"""The ONNX Runtime session: CUDA when it works, CPU otherwise, warmed up before serving."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.manifest import ModelManifest
+
+log = logging.getLogger("service")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class OnnxModel:
+    """One model on one device; `run` is called from the batching worker's single thread."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        provider: str = "auto",
+        intra_op_threads: int = 0,
+        cudnn_conv_algo_search: str = "HEURISTIC",
+        inference_delay_s: float = 0.0,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.manifest = ModelManifest.load(self.model_dir)
+        self.inference_delay_s = inference_delay_s
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        wanted = self._providers(provider, cudnn_conv_algo_search)
+        # Without a GPU, asking for CUDA makes ORT print pages of native errors; silence it
+        # during creation and say it once, clearly, below.
+        ort.set_default_logger_severity(4)
+        options.log_severity_level = 4
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_dir / self.manifest.onnx_file), sess_options=options, providers=wanted
+            )
+        finally:
+            ort.set_default_logger_severity(3)
+        self.providers: list[str] = list(self.session.get_providers())
+        asked_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
+        if asked_cuda and CUDA not in self.providers:
+            log.warning("CUDA execution provider unavailable (no usable GPU/CUDA libraries); running on CPU")
+        log.info(
+            "model %s v%s loaded from %s; execution providers in use: %s",
+            self.manifest.name, self.manifest.version, self.model_dir, ", ".join(self.providers),
+        )
+        self.output_names = [
+            self.manifest.outputs.logits, self.manifest.outputs.attention, self.manifest.outputs.embeddings
+        ]
+
+    @staticmethod
+    def _providers(provider: str, algo: str) -> list[str | tuple[str, dict]]:
+        if provider == "cpu" or CUDA not in ort.get_available_providers():
+            return [CPU]
+        return [(CUDA, {"cudnn_conv_algo_search": algo}), CPU]
+
+    @property
+    def clip_shape(self) -> tuple[int, int, int, int]:
+        m = self.manifest
+        return m.num_frames, 3, m.height, m.width
+
+    def run(self, clips: np.ndarray) -> dict[str, np.ndarray]:
+        """clips float32 [B, T, 3, H, W] -> logits [B, C], attention [B, T], embeddings [B, T, D]."""
+        if self.inference_delay_s:
+            time.sleep(self.inference_delay_s)
+        outputs = self.session.run(self.output_names, {self.manifest.input_name: clips})
+        return dict(zip(("logits", "attention", "embeddings"), outputs, strict=True))
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2)) -> float:
+        """Run dummy batches so the first real request does not pay for lazy initialization."""
+        start = time.perf_counter()
+        for b in batch_sizes:
+            self.session.run(
+                self.output_names, {self.manifest.input_name: np.zeros((b, *self.clip_shape), np.float32)}
+            )
+        return time.perf_counter() - start

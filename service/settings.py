@@ -1,0 +1,82 @@
+"""Every limit and knob of the service, read from environment variables (no prefix)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+import models
+
+
+def default_model_dir() -> Path:
+    # Resolved through the installed package, so `python -m service` works from any directory.
+    return Path(models.__file__).resolve().parent / "motion"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", protected_namespaces=())
+
+    model_dir: Path = Field(default_factory=default_model_dir, description="exported model directory")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on")
+    log_level: str = Field("info", description="log level of the service and uvicorn")
+
+    # Limits: client input beyond these is refused with 413 before any frame is decoded.
+    max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest upload in bytes")
+    max_pixels: int = Field(3840 * 2160, gt=0, description="largest width x height of a video")
+    max_duration_s: float = Field(600.0, gt=0, description="longest video in seconds")
+    tmp_dir: Path | None = Field(None, description="where uploads are spooled (system temp dir if unset)")
+
+    # Batching worker.
+    max_batch_size: int = Field(16, ge=1, description="most clips in one inference batch")
+    max_queue_delay_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")
+    max_queue_size: int = Field(256, ge=1, description="most clips waiting; beyond that 429")
+    request_timeout_s: float = Field(30.0, gt=0, description="deadline of one request; beyond it 504")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 429 and 503")
+
+    # Decoding and runtime.
+    decode_workers: int = Field(
+        default_factory=lambda: max(1, min(8, os.cpu_count() or 1)),
+        ge=1,
+        description="threads decoding videos (bounded pool)",
+    )
+    decode_threads: int = Field(
+        -1,
+        ge=-1,
+        description="FFmpeg threads per decode: 0 auto; -1 auto when no other decode runs, else 1",
+    )
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0 = all cores)")
+    execution_provider: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="auto: CUDA when it works, else CPU"
+    )
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
+        "HEURISTIC", description="CUDA EP convolution algorithm search"
+    )
+
+    # Answers.
+    clip_window_s: float = Field(
+        10.0, gt=0, description="a video longer than this is classified as several clips, averaged"
+    )
+    max_clips: int = Field(4, ge=1, description="most clips for one long video")
+    keyframes_max: int = Field(3, ge=1, description="most keyframes in a /classify answer")
+    timeline_window_s: float = Field(2.0, gt=0, description="shortest timeline window (segments=true)")
+    timeline_max_windows: int = Field(16, ge=1, description="most timeline windows per video")
+    timeline_labels: int = Field(3, ge=1, description="labels per timeline segment")
+    summarize_fps: float = Field(4.0, gt=0, description="frames per second looked at by /summarize")
+    summarize_max_frames: int = Field(256, ge=1, description="most frames looked at by /summarize")
+    thumbnail_max_side: int = Field(320, ge=16, description="longest side of a summary thumbnail")
+
+    # Security and operations.
+    api_key: SecretStr | None = Field(None, description="when set, `Authorization: Bearer <key>` is required")
+    drain_grace_s: float = Field(20.0, ge=0, description="in-flight requests get this long after SIGTERM")
+    drain_delay_s: float = Field(
+        0.0, ge=0, description="after SIGTERM, keep serving with /readyz 503 this long before closing"
+    )
+
+    # Test hooks: make slow paths reachable in tests without mocks.
+    warmup_delay_s: float = Field(0.0, ge=0, description="test hook: extra wait before ready")
+    inference_delay_ms: float = Field(0.0, ge=0, description="test hook: extra time per batch")

@@ -1,0 +1,82 @@
+"""What one running app holds: settings, model, worker, pools, readiness. No globals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from service.batcher import BatchingWorker
+from service.metrics import Metrics
+from service.runtime import OnnxModel
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    model: OnnxModel | None = None
+    worker: BatchingWorker | None = None
+    decode_pool: ThreadPoolExecutor | None = None
+    warmed_up: bool = False
+    draining: bool = False
+    active_decodes: int = 0
+
+    def decode_threads(self) -> int:
+        """FFmpeg threads for the next decode.
+
+        Frame threads cut one request's latency when cores are idle, but under concurrency
+        the pool already keeps every core busy and extra threads only add switching.
+        """
+        setting = self.settings.decode_threads
+        if setting >= 0:
+            return setting
+        return 0 if self.active_decodes == 0 else 1  # called before this decode is counted
+
+    @property
+    def ready(self) -> bool:
+        return self.warmed_up and not self.draining and self.worker is not None and self.worker.running
+
+    async def start(self) -> None:
+        s = self.settings
+        # Load in a thread: hashing and parsing a large graph should not block the loop.
+        self.model = await asyncio.to_thread(
+            OnnxModel,
+            s.model_dir,
+            provider=s.execution_provider,
+            intra_op_threads=s.intra_op_threads,
+            cudnn_conv_algo_search=s.cudnn_conv_algo_search,
+            inference_delay_s=s.inference_delay_ms / 1000.0,
+        )
+        self.decode_pool = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="decode")
+        self.worker = BatchingWorker(
+            self.model.run,
+            max_batch_size=s.max_batch_size,
+            max_queue_delay_ms=s.max_queue_delay_ms,
+            max_queue_size=s.max_queue_size,
+            metrics=self.metrics,
+        )
+        self.worker.start()
+
+    async def warm_up(self) -> None:
+        """Runs after startup, so liveness answers while readiness still says no."""
+        assert self.model is not None
+        try:
+            took = await asyncio.to_thread(self.model.warm_up, (1, self.settings.max_batch_size))
+            if self.settings.warmup_delay_s:
+                await asyncio.sleep(self.settings.warmup_delay_s)
+        except Exception:
+            log.exception("warm-up failed; the service stays not ready")
+            return
+        self.warmed_up = True
+        log.info("warm-up done in %.0f ms; ready", took * 1000)
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.decode_pool is not None:
+            self.decode_pool.shutdown(wait=False, cancel_futures=True)

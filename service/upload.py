@@ -1,0 +1,133 @@
+"""Stream the multipart field `file` to a bounded temporary file.
+
+FastAPI's UploadFile would buffer the whole body before the route runs; here the body is
+parsed as it arrives, so an oversize upload is refused as soon as it crosses the limit.
+The client's file name is never used: the temporary file gets a random name in TMP_DIR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from service.errors import ApiError
+
+FIELD = "file"
+_MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small extra fields
+
+
+def _limit_detail(limit: int) -> str:
+    return f"the upload is larger than the limit of {limit} bytes; send a smaller or shorter video"
+
+
+class _FileSink:
+    """python-multipart callbacks that write the `file` part to `fh`, counting bytes."""
+
+    def __init__(self, fh: object, limit: int) -> None:
+        self.fh = fh
+        self.limit = limit
+        self.size = 0
+        self.found = False
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._in_file = False
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_part_data": self._part_data,
+            "on_header_field": self._header_field_cb,
+            "on_header_value": self._header_value_cb,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._in_file = False
+
+    def _header_field_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        # Only the first `file` part counts; a second one is ignored rather than appended.
+        self._in_file = params.get(b"name") == FIELD.encode() and not self.found
+        if self._in_file:
+            self.found = True
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if not self._in_file:
+            return  # other form fields are not used (parameters are query parameters)
+        self.size += end - start
+        if self.size > self.limit:
+            raise ApiError(413, _limit_detail(self.limit))
+        self.fh.write(data[start:end])  # type: ignore[attr-defined]
+
+
+def _boundary(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "")
+    ctype, params = parse_options_header(content_type)
+    if ctype != b"multipart/form-data":
+        raise ApiError(
+            415,
+            f"expected multipart/form-data with the video in field '{FIELD}', got "
+            f"'{content_type or 'no content type'}'; e.g. curl -F {FIELD}=@video.mp4",
+        )
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise ApiError(400, "the multipart/form-data content type has no boundary; let your client set it")
+    return boundary
+
+
+def check_request(request: Request, limit: int) -> None:
+    """Cheap checks before reading any body: media type and declared length."""
+    _boundary(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
+        raise ApiError(413, _limit_detail(limit))
+
+
+@contextlib.asynccontextmanager
+async def receive_upload(request: Request, limit: int, tmp_dir: Path | None) -> AsyncIterator[Path]:
+    """Yield the path of the uploaded video; the file is removed on every path out."""
+    boundary = _boundary(request)
+    fd, name = tempfile.mkstemp(prefix="upload-", suffix=".video", dir=tmp_dir)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            sink = _FileSink(fh, limit)
+            parser = MultipartParser(boundary, sink.callbacks())
+            try:
+                async for chunk in request.stream():
+                    parser.write(chunk)
+                parser.finalize()
+            except ClientDisconnect:
+                raise ApiError(400, "the client went away before the upload finished") from None
+            except ApiError:
+                raise
+            except Exception as exc:  # python-multipart raises its own errors for bad framing
+                raise ApiError(
+                    400, f"the multipart body is malformed ({exc}); let your client encode it"
+                ) from None
+        if not sink.found:
+            raise ApiError(422, f"the multipart field '{FIELD}' is missing; send the video as {FIELD}=@video")
+        if sink.size == 0:
+            raise ApiError(400, f"the field '{FIELD}' is empty; send a video file")
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
