@@ -27,9 +27,15 @@ test: $(DEV_STAMP)  ## install what tests need, lint, run the suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# Two phases, exactly how the shipped model was made: 8 epochs, then resumed to 14.
 model: $(DEV_STAMP)  ## train and export the shipped default model (models/motion)
 	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 8 --quiet
+	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 14 --quiet --resume
 	$(BIN)/python -m models.export --checkpoint runs/motion/best.pt --out models/motion --name motion --version 1
+
+bench: $(DEV_STAMP)  ## decode, model and end-to-end benchmarks (needs the ffmpeg binary for one baseline)
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -5,21 +5,36 @@
 The checkpoint is exported to a temporary ONNX file with models.export.export_onnx (the
 graph the service runs), both runtimes get the same thread count (this process's cores)
 and the same random input, outputs are checked to agree, then each batch size is timed:
-the median of --repeat runs after two untimed warm-ups, torch and ORT interleaved per
-batch so that a change in machine load hits both alike.
+the median of --repeat runs after two untimed warm-ups, torch and ORT alternating run
+by run so that a change in machine load hits both alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, cores, machine_note, median_time, table
+from bench.common import ROOT, cores, machine_note, table
 
 DEFAULT_CHECKPOINTS = (ROOT / "runs" / "motion" / "best.pt", Path("/tmp/untrained.pt"))
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median seconds of `a` and of `b`, run alternately so that a change in load hits both."""
+    ta, tb = [], []
+    for i in range(repeat + 2):
+        for fn, times in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            if i >= 2:  # two warm-ups each
+                times.append(time.perf_counter() - start)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def run(checkpoint: Path, batches: list[int], repeat: int) -> str:
@@ -55,8 +70,7 @@ def run(checkpoint: Path, batches: list[int], repeat: int) -> str:
             return session.run(["logits"], {"frames": x})[0]
 
         worst = max(worst, float(np.abs(torch_run() - ort_run()).max()))
-        t_torch = median_time(torch_run, repeat, warmup=2)[0]
-        t_ort = median_time(ort_run, repeat, warmup=2)[0]
+        t_torch, t_ort = interleaved(torch_run, ort_run, repeat)
         rows.append((b, t_torch * 1e3, b / t_torch, t_ort * 1e3, b / t_ort, t_torch / t_ort))
     return "\n".join([
         f"machine: {machine_note()}",

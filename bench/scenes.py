@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "--model",
         type=Path,
         default=None,
-        help="model dir (default: models/motion, else /tmp/model_untrained)",
+        help="model dir (default: the shipped models/motion)",
     )
     ap.add_argument("--url", default=None, help="also score a running service's /summarize")
     ap.add_argument("--max-keyframes", type=int, default=8)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="only the summary table")
     args = ap.parse_args(argv)
 
-    candidates = (ROOT / "models" / "motion", Path("/tmp/model_untrained"))
+    candidates = (ROOT / "models" / "motion",)
     model_dir = args.model or next((p for p in candidates if (p / "model.json").exists()), None)
     if model_dir is None:
         print("no model found: pass --model", file=sys.stderr)

@@ -337,10 +337,12 @@ def _decode_fast(
 
     position = -1  # index of the last frame decoded
     t = 0
+    sought = -1  # the keyframe of the last seek
     while t < len(fetch):
         target = fetch[t]
         if key_of(target) > position + 1:
-            container.seek(info.pts[key_of(target)], stream=stream, backward=True, any_frame=False)
+            sought = key_of(target)
+            container.seek(info.pts[sought], stream=stream, backward=True, any_frame=False)
         elif position >= target:
             t += 1  # overshot because the frame was missing: give up on it
             continue
@@ -375,8 +377,10 @@ def _decode_fast(
                     t += 1
                 if t >= len(fetch):
                     return
-                if key_of(fetch[t]) > position + 1:
-                    seek_next = True  # cheaper to seek to the next frame's keyframe
+                # Cheaper to seek to the next frame's keyframe; but not to the one just
+                # sought: a demuxer that lands before it would make us seek for ever.
+                if key_of(fetch[t]) > position + 1 and key_of(fetch[t]) != sought:
+                    seek_next = True
                     break
             if seek_next or drained:
                 break  # a drained decoder takes no more packets until the seek flushes it

@@ -402,7 +402,7 @@ def write_video(target: str | io.BytesIO, spec: ClipSpec, codec: str = "libx264"
     # AVI stores no timestamps, only a frame rate: variable timing cannot be kept there.
     vfr = spec.vfr and out.format.name not in ("avi",)
     if vfr:
-        stream.time_base = Fraction(1, 90000)
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 90000)
     times = frame_times(spec) if vfr else [i / spec.fps for i in range(max(2, round(spec.duration_s * spec.fps)))]
     end = times[-1] + 1 / spec.fps
     astream = out.add_stream("aac", rate=44100) if audio else None
@@ -413,6 +413,7 @@ def write_video(target: str | io.BytesIO, spec: ClipSpec, codec: str = "libx264"
         frame = frame.reformat(format=pix_fmt, threads=1)
         if vfr:
             frame.pts = int(round(t * 90000))
+            frame.time_base = Fraction(1, 90000)
         for packet in stream.encode(frame):
             out.mux(packet)
     for packet in stream.encode(None):

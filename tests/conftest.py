@@ -23,12 +23,11 @@ from models import synthetic
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_MODEL = REPO / "models" / "motion"
-UNTRAINED_MODEL = Path("/tmp/model_untrained")
 
 
 def model_dir() -> Path:
-    """The shipped model when it exists; the untrained stand-in only serves shape-level tests."""
-    return REAL_MODEL if (REAL_MODEL / "model.json").exists() else UNTRAINED_MODEL
+    """The shipped default model (package data; built by `make model`)."""
+    return REAL_MODEL
 
 
 def free_port() -> int:

@@ -51,7 +51,10 @@ def write_indexed(path: Path, codec: str = "libx264", fmt: str | None = None, n:
         stream.codec_context.flags |= av.codec.context.Flags.qscale
         stream.codec_context.global_quality = 2 * 118
     if time_base is not None:
+        # Both the stream and the encoder must count in it, or the encoder drops frames
+        # whose rescaled timestamps collide.
         stream.time_base = time_base
+        stream.codec_context.time_base = time_base
     if rotation:
         stream.set_display_rotation(rotation)
     astream = out.add_stream("aac", rate=44100) if audio else None
@@ -60,6 +63,7 @@ def write_indexed(path: Path, codec: str = "libx264", fmt: str | None = None, n:
         frame = frame.reformat(format=pix_fmt, threads=1)
         if pts_list is not None:
             frame.pts = pts_list[i]
+            frame.time_base = time_base or stream.time_base
         for packet in stream.encode(frame):
             out.mux(packet)
     for packet in stream.encode(None):

@@ -13,8 +13,6 @@ CLASSES = ["move_left", "move_right", "move_up", "move_down", "grow", "shrink", 
 
 @pytest.fixture(scope="module")
 def real_server(server: ThreadServer) -> ThreadServer:
-    if not (REAL_MODEL / "model.json").exists():
-        pytest.skip("the trained model models/motion is not built yet")
     assert server.settings.model_dir == REAL_MODEL
     return server
 

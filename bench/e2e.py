@@ -1,0 +1,202 @@
+"""End-to-end benchmark: a bounded load generator against the running service, and the same
+pipeline called one request at a time in-process, without HTTP and without the batcher.
+
+    python -m bench.e2e [--url http://127.0.0.1:8000] [--requests 32] [--time-cap 120]
+                        [--concurrency 1 4 16] [--clip short|long] [--model-dir DIR]
+
+Without --url the service is started here (`python -m service`, PORT set, loopback only)
+and stopped at the end. The load is bounded twice: a fixed number of requests per level
+and a time cap after which no new request starts. Mean batch size comes from the
+batcher_batch_size histogram in /metrics (its _sum and _count, before and after a level).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from bench.common import CLIP_720P_10S, CLIP_1080P_60S, ROOT, cores, ensure_clip, machine_note, table
+
+
+def default_model_dir() -> Path:
+    shipped = ROOT / "models" / "motion"
+    return shipped
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "MODEL_DIR": str(model_dir)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180  # model load + warm-up on a busy 2-core machine
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_service(proc)
+    raise RuntimeError(f"the service was not ready within 180 s; see {log}")
+
+
+def stop_service(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def batch_stats(url: str) -> tuple[float, float]:
+    """(sum, count) of the batcher's batch size histogram."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    total = re.search(r"^batcher_batch_size_sum(?:\{[^}]*\})? ([0-9.eE+-]+)$", text, re.M)
+    count = re.search(r"^batcher_batch_size_count(?:\{[^}]*\})? ([0-9.eE+-]+)$", text, re.M)
+    return (float(total.group(1)) if total else float("nan"), float(count.group(1)) if count else float("nan"))
+
+
+async def load(url: str, clip: bytes, name: str, concurrency: int, requests: int,
+               time_cap: float) -> tuple[list[float], int, float]:
+    """Send up to `requests` uploads, `concurrency` at a time, none starting after `time_cap` s.
+
+    Returns (latencies of 200 answers, failures, wall seconds).
+    """
+    latencies: list[float] = []
+    failures = 0
+    issued = 0
+    start = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal issued, failures
+            while issued < requests and time.perf_counter() - start < time_cap:
+                issued += 1
+                t0 = time.perf_counter()
+                response = await client.post("/classify", files={"file": (name, clip, "video/mp4")})
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    failures += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, failures, time.perf_counter() - start
+
+
+def in_process(path: Path, model_dir: Path, requests: int, time_cap: float) -> list[float]:
+    """The same work one request at a time: probe + sample + normalize + ORT run, batch 1."""
+    import onnxruntime as ort
+
+    from models import frames as F
+    from models.manifest import ModelManifest
+
+    manifest = ModelManifest.load(model_dir)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = cores()
+    session = ort.InferenceSession(str(Path(model_dir) / manifest.onnx_file), options,
+                                   providers=["CPUExecutionProvider"])
+
+    def once() -> None:
+        info = F.probe_video(path)
+        clip = F.sample_frames(path, manifest.num_frames, manifest.size, info=info, policy=manifest.resize)
+        x = F.normalize(clip.frames, manifest.mean, manifest.std)[None]
+        session.run(None, {manifest.input_name: x})
+
+    once()  # warm-up, as the service warms up before it is ready
+    latencies: list[float] = []
+    start = time.perf_counter()
+    while len(latencies) < requests and time.perf_counter() - start < time_cap:
+        t0 = time.perf_counter()
+        once()
+        latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
+def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run(args: argparse.Namespace) -> str:
+    plan = CLIP_720P_10S if args.clip == "short" else CLIP_1080P_60S
+    path = ensure_clip(plan)
+    data = path.read_bytes()
+    model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
+    proc = None
+    url = args.url
+    if url is None:
+        log = ROOT / ".cache" / "bench" / "e2e-service.log"
+        port = free_port()
+        proc = start_service(model_dir, port, log)
+        url = f"http://127.0.0.1:{port}"
+    elif urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("bench.e2e only loads a service on loopback")
+    rows = []
+    try:
+        for c in args.concurrency:
+            before = batch_stats(url)
+            lat, failed, wall = asyncio.run(load(url, data, path.name, c, args.requests, args.time_cap))
+            after = batch_stats(url)
+            batches = after[1] - before[1]
+            mean_batch = (after[0] - before[0]) / batches if batches else float("nan")
+            rows.append((f"service, concurrency {c}", len(lat), failed, len(lat) / wall,
+                         p(lat, 0.5) * 1e3, p(lat, 0.99) * 1e3, mean_batch))
+    finally:
+        if proc is not None:
+            stop_service(proc)
+    lat = in_process(path, model_dir, args.requests, args.time_cap)
+    wall = sum(lat)
+    rows.append(("in-process, one at a time, no batcher", len(lat), 0, len(lat) / wall,
+                 p(lat, 0.5) * 1e3, p(lat, 0.99) * 1e3, 1.0))
+    base = rows[-1][3]
+    shown = [(*r, r[3] / base) for r in rows]
+    return "\n".join([
+        f"machine: {machine_note()}",
+        f"clip: {path.name} ({len(data) / 1e6:.1f} MB); model: {model_dir}; service: {url}"
+        + (" (started by this bench)" if proc is not None else ""),
+        f"per level: at most {args.requests} requests, none started after {args.time_cap:g} s",
+        "",
+        table(["load", "ok", "failed", "requests/s", "p50 ms", "p99 ms", "mean batch",
+               "throughput x in-process"], shown),
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=None, help="a running service on loopback; default: start one")
+    parser.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
+    parser.add_argument("--time-cap", type=float, default=120.0, help="seconds per level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--clip", choices=["short", "long"], default="short",
+                        help="short: 10 s 720p (default); long: 60 s 1080p")
+    parser.add_argument("--model-dir", default=None, help="default: the shipped models/motion")
+    print(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The shipped default model: model.onnx + model.json (package data), built by `make model`."""
