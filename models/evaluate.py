@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
             per_codec[f"{codec}/{container}"] += ok
             if not ok:
                 confusions[f"{label}->{guess}"] += 1
+            # A running tally: a long evaluation that is cut short still says something.
+            print(f"{i + 1}/{args.clips} {codec}/{container} {spec.width}x{spec.height} {label} -> {guess}"
+                  f"  running top-1 {right / (i + 1):.3f}", file=sys.stderr, flush=True)
             path.unlink()
     n_label = args.clips / len(synthetic.LABELS)
     report = {
