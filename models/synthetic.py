@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import av
@@ -348,8 +348,6 @@ def make_clip(seed: int, num_frames: int, size: tuple[int, int], encoded_share: 
 
 
 def _affordable(spec: ClipSpec, rng: np.random.Generator) -> ClipSpec:
-    from dataclasses import replace
-
     duration = min(spec.duration_s, float(rng.uniform(1.0, 4.0)))
     fps = min(spec.fps, 30.0)
     cycles = spec.blink_cycles
