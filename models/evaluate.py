@@ -1,6 +1,9 @@
 """Evaluate an exported model on real encoded files across the task's whole range.
 
     python -m models.evaluate --model models/motion --clips 90
+    python -m models.evaluate --model models/motion runs/motion-fp16 --decode exact fast-nodeblock
+
+Several models and decode variants are scored on the same clips (paired comparison).
 
 Unlike the validation set (rendered at the sampled frames, small working resolution), each
 clip here is a real file at full size (96x96 to 1920x1080, portrait too), 8-60 fps, 1-10 s,
@@ -17,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -34,17 +38,58 @@ PAIRS = (
 )
 
 
+DECODES = {
+    # name: (read_frames mode, loop_filter); see models.frames.read_frames_at.
+    "exact": ("exact", True),
+    "fast": ("fast", True),
+    "exact-nodeblock": ("exact", False),
+    "fast-nodeblock": ("fast", False),
+}
+
+
+@dataclass
+class Tally:
+    right: int = 0
+    per_label: Counter = field(default_factory=Counter)
+    per_codec: Counter = field(default_factory=Counter)
+    confusions: Counter = field(default_factory=Counter)
+
+    def add(self, label: str, guess: str, codec: str) -> bool:
+        ok = guess == label
+        self.right += ok
+        self.per_label[label] += ok
+        self.per_codec[codec] += ok
+        if not ok:
+            self.confusions[f"{label}->{guess}"] += 1
+        return ok
+
+    def report(self, clips: int) -> dict:
+        n_label = clips / len(synthetic.LABELS)
+        return {
+            "top1": self.right / clips,
+            "per_label": {k: round(v / n_label, 3) for k, v in sorted(self.per_label.items())},
+            "per_codec_right": dict(self.per_codec), "confusions": dict(self.confusions.most_common()),
+        }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=Path(__file__).parent / "motion")
+    p.add_argument("--model", type=Path, nargs="+", default=[Path(__file__).parent / "motion"],
+                   help="one or more exported model directories, each scored on the same clips")
+    p.add_argument("--decode", nargs="+", choices=sorted(DECODES), default=["exact"],
+                   help="decode variants to score (fast: nearby frames; nodeblock: no loop filter)")
     p.add_argument("--clips", type=int, default=90)
     p.add_argument("--seed", type=int, default=5_000_000)
     p.add_argument("--max-side", type=int, default=1920, help="cap on rendered size (speed)")
     args = p.parse_args(argv)
     av.logging.set_level(av.logging.ERROR)
-    manifest = ModelManifest.load(args.model)
-    session = ort.InferenceSession(str(args.model / manifest.onnx_file), providers=["CPUExecutionProvider"])
-    right, per_label, per_codec, confusions = 0, Counter(), Counter(), Counter()
+    models = []
+    for model_dir in args.model:
+        manifest = ModelManifest.load(model_dir)
+        session = ort.InferenceSession(str(model_dir / manifest.onnx_file), providers=["CPUExecutionProvider"])
+        models.append((str(model_dir), manifest, session))
+    variants = [(m, d) for m in range(len(models)) for d in args.decode]
+    tallies = {v: Tally() for v in variants}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.clips):
@@ -55,24 +100,30 @@ def main(argv: list[str] | None = None) -> None:
             pix = "yuvj420p" if codec == "mjpeg" else "yuv420p"
             synthetic.write_video(str(path), spec, codec, container, pix, quality=0.5 + 0.5 * (i % 2),
                                   max_side=args.max_side, audio=i % 3 == 0 and container != "avi")
-            clip = F.sample_frames(path, manifest.num_frames, manifest.size, policy=manifest.resize)
-            x = F.normalize(clip.frames, manifest.mean, manifest.std)[None]
-            guess = manifest.labels[int(np.argmax(session.run(["logits"], {"frames": x})[0][0]))]
-            ok = guess == label
-            right += ok
-            per_label[label] += ok
-            per_codec[f"{codec}/{container}"] += ok
-            if not ok:
-                confusions[f"{label}->{guess}"] += 1
+            info = F.probe_video(path)
+            guesses = []
+            for m, d in variants:
+                _, manifest, session = models[m]
+                mode, loop_filter = DECODES[d]
+                clip = F.sample_frames(path, manifest.num_frames, manifest.size, info=info,
+                                       policy=manifest.resize, mode=mode, loop_filter=loop_filter)
+                x = F.normalize(clip.frames, manifest.mean, manifest.std)[None]
+                guess = manifest.labels[int(np.argmax(session.run(["logits"], {manifest.input_name: x})[0][0]))]
+                tallies[(m, d)].add(label, guess, f"{codec}/{container}")
+                guesses.append(guess)
             # A running tally: a long evaluation that is cut short still says something.
-            print(f"{i + 1}/{args.clips} {codec}/{container} {spec.width}x{spec.height} {label} -> {guess}"
-                  f"  running top-1 {right / (i + 1):.3f}", file=sys.stderr, flush=True)
+            running = " ".join(f"{t.right / (i + 1):.3f}" for t in tallies.values())
+            print(f"{i + 1}/{args.clips} {codec}/{container} {spec.width}x{spec.height} {spec.fps:g}fps "
+                  f"{label} -> {','.join(guesses)}  running top-1 {running}", file=sys.stderr, flush=True)
             path.unlink()
-    n_label = args.clips / len(synthetic.LABELS)
     report = {
-        "clips": args.clips, "top1": right / args.clips, "seconds": round(time.perf_counter() - started, 1),
-        "per_label": {k: round(v / n_label, 3) for k, v in sorted(per_label.items())},
-        "per_codec_right": dict(per_codec), "confusions": dict(confusions.most_common()),
+        "clips": args.clips, "seed": args.seed, "max_side": args.max_side,
+        "seconds": round(time.perf_counter() - started, 1),
+        "variants": [
+            {"model": models[m][0], "precision": models[m][1].precision, "decode": d,
+             **tallies[(m, d)].report(args.clips)}
+            for m, d in variants
+        ],
     }
     print(json.dumps(report, indent=2))
 

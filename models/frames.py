@@ -222,10 +222,14 @@ def _decode_wanted(
     keyframes = info.keyframes
     position = -1  # index of the last frame decoded
     t = 0
+    sought = -1  # the keyframe of the last seek
     while t < len(targets):
         target = targets[t]
         key = keyframes[bisect.bisect_right(keyframes, target) - 1]
-        if key > position + 1:
+        if key > position + 1 and key != sought:
+            # Some demuxers land before the keyframe asked for (MP4 with B-frames and variable
+            # frame rate landed on frame 0): never seek to the same keyframe twice, walk on.
+            sought = key
             container.seek(info.pts[key], stream=stream, backward=True, any_frame=False)
         elif position >= target:
             # Overshot because the frame was missing: give up on it.
@@ -254,7 +258,7 @@ def _decode_wanted(
                 if t >= len(targets):
                     return
                 next_key = keyframes[bisect.bisect_right(keyframes, targets[t]) - 1]
-                if next_key > position + 1:
+                if next_key > position + 1 and next_key != sought:
                     break  # cheaper to seek to the next target's keyframe
             else:
                 continue
@@ -407,13 +411,14 @@ def read_frames(
     policy: ResizePolicy = "stretch",
     threads: int = 0,
     mode: DecodeMode = "exact",
+    loop_filter: bool = True,
 ) -> np.ndarray:
     """Decode the frames at `indices` (repeats allowed) as uint8 [len(indices), H, W, 3].
 
     mode="fast" may return a nearby frame for an index (see fast_tolerance);
-    read_frames_at says which frames were returned.
+    read_frames_at says which frames were returned. loop_filter=False: see read_frames_at.
     """
-    return read_frames_at(path, info, indices, size, policy, threads, mode)[0]
+    return read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter)[0]
 
 
 def read_frames_at(
@@ -424,11 +429,19 @@ def read_frames_at(
     policy: ResizePolicy = "stretch",
     threads: int = 0,
     mode: DecodeMode = "exact",
+    loop_filter: bool = True,
 ) -> tuple[np.ndarray, list[int]]:
     """read_frames, and the index of the frame returned for each of `indices`.
 
     In exact mode the indices returned are `indices` themselves, except for a frame lost
     to damage, which is reported as the nearest frame shown instead.
+
+    loop_filter=False tells the decoder to skip its in-loop deblocking filter
+    (`skip_loop_filter=all`, honoured by FFmpeg's H.264 and HEVC decoders): about a quarter less decode
+    time for H.264. The filter's output is what later frames predict from, so the pictures
+    drift from the exact ones along a GOP (block edges stay visible); after an area
+    downscale to the model's size the difference is a few levels on average. The accuracy
+    cost is measured by `python -m models.evaluate --variants` (README, BENCHMARKS.md).
     """
     if mode not in ("exact", "fast"):
         raise ValueError(f"mode must be 'exact' or 'fast', not {mode!r}")
@@ -442,6 +455,9 @@ def read_frames_at(
             # (seen with Matroska in memory); in-memory clips are small anyway.
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = threads
+        if not loop_filter:
+            # Codec options apply when the decoder opens, at the first packet decoded.
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         try:
             if mode == "fast":
                 frames = _decode_fast(container, stream, info, sorted(set(plan.values())))
@@ -490,6 +506,7 @@ def sample_frames(
     policy: ResizePolicy = "stretch",
     threads: int = 0,
     mode: DecodeMode = "exact",
+    loop_filter: bool = True,
 ) -> SampledClip:
     """Sample `num_frames` frames uniformly over [start_s, end_s) (the whole video by default).
 
@@ -499,9 +516,9 @@ def sample_frames(
     info = info or probe_video(path)
     indices = uniform_indices(info, num_frames, start_s, end_s)
     if mode == "exact":
-        frames = read_frames(path, info, indices, size, policy, threads)
+        frames = read_frames(path, info, indices, size, policy, threads, loop_filter=loop_filter)
     else:
-        frames, indices = read_frames_at(path, info, indices, size, policy, threads, mode)
+        frames, indices = read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter)
     return SampledClip(frames, indices, [info.timestamp(i) for i in indices])
 
 

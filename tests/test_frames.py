@@ -76,6 +76,25 @@ def test_variable_frame_rate_uses_real_timestamps(tmp_path) -> None:
     assert [read_index(f) for f in clip.frames] == clip.indices
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_variable_frame_rate_mp4_where_seeks_land_early(tmp_path, mode) -> None:
+    # x264 in MP4 with variable timing: FFmpeg's seek to a keyframe's own timestamp often
+    # lands on the keyframe before it (or on frame 0). The sampler used to seek to the same
+    # keyframe again and again, for ever (found by models.evaluate on a 9 s VFR clip).
+    rng = np.random.default_rng(7)
+    pts = np.concatenate([[0], np.cumsum(rng.integers(1000, 4000, size=199))]).tolist()
+    path = write_indexed(tmp_path / "vfr.mp4", "libx264", "mp4", n=200, pts_list=pts,
+                         time_base=Fraction(1, 90000), gop=60)
+    info = F.probe_video(path)
+    assert len(info.keyframes) >= 3
+    clip = F.sample_frames(path, 16, (64, 64), info=info, mode=mode)
+    assert [read_index(f) for f in clip.frames] == clip.indices
+    uniform = F.uniform_indices(info, 16)
+    tolerance = F.fast_tolerance(uniform) if mode == "fast" else [0] * 16
+    assert all(abs(a - b) <= t for a, b, t in zip(clip.indices, uniform, tolerance, strict=True))
+
+
 def test_rotation_metadata_is_applied(tmp_path) -> None:
     path = write_indexed(tmp_path / "rot.mp4", n=10, width=160, height=96, rotation=90)
     info = F.probe_video(path)
