@@ -403,7 +403,9 @@ def write_video(target: str | io.BytesIO, spec: ClipSpec, codec: str = "libx264"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 90000)
     times = frame_times(spec) if vfr else [i / spec.fps for i in range(max(2, round(spec.duration_s * spec.fps)))]
     end = times[-1] + 1 / spec.fps
-    astream = out.add_stream("aac", rate=44100) if audio else None
+    # WebM takes only Opus or Vorbis audio; the other containers here take AAC.
+    audio_codec, audio_rate = ("libopus", 48000) if out.format.name == "webm" else ("aac", 44100)
+    astream = out.add_stream(audio_codec, rate=audio_rate) if audio else None
     for t in times:
         frame = av.VideoFrame.from_ndarray(renderer.frame(t / end), format="rgb24")
         # Convert here with one thread rather than let the encoder's implicit conversion
@@ -423,14 +425,15 @@ def write_video(target: str | io.BytesIO, spec: ClipSpec, codec: str = "libx264"
 
 def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
                 seconds: float) -> None:
-    samples = int(seconds * 44100)
-    t = np.arange(samples) / 44100
+    rate = stream.codec_context.sample_rate
+    samples = int(seconds * rate)
+    t = np.arange(samples) / rate
     wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
-    step = 1024
+    step = 960  # 20 ms at 48 kHz: a frame size every encoder here accepts (the encoder re-chunks)
     for i in range(0, samples, step):
         chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, i : i + step]), format="fltp",
                                            layout="mono")
-        chunk.sample_rate = 44100
+        chunk.sample_rate = rate
         chunk.pts = i
         for packet in stream.encode(chunk):
             out.mux(packet)
