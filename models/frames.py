@@ -21,6 +21,7 @@ from typing import BinaryIO, Literal
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
 ResizePolicy = Literal["stretch", "letterbox"]
 # "exact": every returned frame is the one asked for (training depends on it).
@@ -61,12 +62,12 @@ class VideoInfo:
 Source = str | Path | BinaryIO
 
 
-def _open(path: Source) -> av.container.InputContainer:
+def _open(path: Source, hwaccel: HWAccel | None = None) -> av.container.InputContainer:
     try:
         source = str(path) if isinstance(path, (str, Path)) else path
         if not isinstance(source, str):
             source.seek(0)
-        return av.open(source, mode="r", metadata_errors="ignore")
+        return av.open(source, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
         raise VideoDecodeError(f"not a readable video file ({_reason(exc)})") from exc
 
@@ -314,7 +315,8 @@ def _decode_fast(
     The walk of _decode_wanted (seek to the keyframe before the next frame when it lies
     beyond what was decoded, stop after the last one), plus two savings:
 
-    - packets of frames nobody asked for are decoded with skip_frame=NONREF, so frames no
+    - packets of frames nobody asked for are decoded with skip_frame=NONREF (by FFmpeg's
+      own decoders; not by wrapped libraries such as libdav1d), so frames no
       other frame refers to (most B-frames) are never reconstructed. Every reference frame
       and every frame asked for decodes as in a full decode, so the frames returned are
       bit-identical to exact mode's for the same indices.
@@ -326,6 +328,9 @@ def _decode_fast(
     pos_of = {p: i for i, p in enumerate(info.pts)}
     keyframes = info.keyframes
     want_pts = {info.pts[i] for i in fetch}
+    # FFmpeg's own decoders read skip_frame for every frame; wrapped libraries (libdav1d)
+    # read it once when they open and would then drop the frames asked for too.
+    skip = "DEFAULT" if ctx.codec.name.startswith("lib") else "NONREF"
 
     def key_of(index: int) -> int:
         return keyframes[bisect.bisect_right(keyframes, index) - 1]
@@ -355,7 +360,7 @@ def _decode_fast(
         for packet in container.demux(stream):
             wanted = packet.pts is None or packet.pts in want_pts
             # Set per packet: frame threads copy the setting when a packet is submitted.
-            ctx.skip_frame = "DEFAULT" if wanted else "NONREF"
+            ctx.skip_frame = "DEFAULT" if wanted else skip
             frames = frames_of(packet)
             if packet.pts is not None and wanted:
                 sent.add(packet.pts)
@@ -403,6 +408,21 @@ def _drain(stream: av.video.stream.VideoStream) -> None:
         pass  # already drained, or a damaged tail: nothing left to hang on
 
 
+def hardware_decoder(device_type: str) -> HWAccel | None:
+    """FFmpeg's hardware decoder of `device_type` ("cuda" = NVDEC) if this machine has one.
+
+    Creating the device is what fails without the hardware (PyAV raises instead of falling
+    back, even with allow_software_fallback), so it is tried once here on an H.264 decoder.
+    Codecs the hardware cannot decode still fall back to software at decode time.
+    """
+    try:
+        accel = HWAccel(device_type, allow_software_fallback=True)
+        accel.create(av.Codec("h264", "r"))
+    except (av.error.FFmpegError, ValueError, TypeError, OSError):
+        return None
+    return accel
+
+
 def read_frames(
     path: Source,
     info: VideoInfo,
@@ -412,13 +432,14 @@ def read_frames(
     threads: int = 0,
     mode: DecodeMode = "exact",
     loop_filter: bool = True,
+    hwaccel: HWAccel | None = None,
 ) -> np.ndarray:
     """Decode the frames at `indices` (repeats allowed) as uint8 [len(indices), H, W, 3].
 
     mode="fast" may return a nearby frame for an index (see fast_tolerance);
-    read_frames_at says which frames were returned. loop_filter=False: see read_frames_at.
+    read_frames_at says which frames were returned. loop_filter, hwaccel: see read_frames_at.
     """
-    return read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter)[0]
+    return read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter, hwaccel)[0]
 
 
 def read_frames_at(
@@ -430,6 +451,7 @@ def read_frames_at(
     threads: int = 0,
     mode: DecodeMode = "exact",
     loop_filter: bool = True,
+    hwaccel: HWAccel | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """read_frames, and the index of the frame returned for each of `indices`.
 
@@ -441,39 +463,28 @@ def read_frames_at(
     time for H.264. The filter's output is what later frames predict from, so the pictures
     drift from the exact ones along a GOP (block edges stay visible); after an area
     downscale to the model's size the difference is a few levels on average. The accuracy
-    cost is measured by `python -m models.evaluate --variants` (README, BENCHMARKS.md).
+    cost is measured by `python -m models.evaluate --decode ...` (README, BENCHMARKS.md).
+
+    hwaccel (from hardware_decoder) decodes on that device, e.g. NVDEC. Should the
+    hardware fail on this video, it is decoded again in software: same frames, more time.
     """
     if mode not in ("exact", "fast"):
         raise ValueError(f"mode must be 'exact' or 'fast', not {mode!r}")
     targets = sorted(set(indices))
     plan = _fast_plan(info, targets) if mode == "fast" else {i: i for i in targets}
-    got: dict[int, np.ndarray] = {}
-    with _open(path) as container:
-        stream = _video_stream(container)
-        if isinstance(path, (str, Path)):
-            # Frame threads with a Python file object as the source can deadlock on close
-            # (seen with Matroska in memory); in-memory clips are small anyway.
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = threads
-        if not loop_filter:
-            # Codec options apply when the decoder opens, at the first packet decoded.
-            stream.codec_context.options = {"skip_loop_filter": "all"}
+    # Cheapest first; what fails is tried again the plain way: software, then exact mode.
+    attempts = [(mode, hwaccel)] + ([(mode, None)] if hwaccel is not None else [])
+    if mode == "fast":
+        attempts.append(("exact", None))
+    for k, (how, accel) in enumerate(attempts):
+        if how == "exact" and mode == "fast":
+            plan = {i: i for i in targets}
         try:
-            if mode == "fast":
-                frames = _decode_fast(container, stream, info, sorted(set(plan.values())))
-            else:
-                frames = _decode_wanted(container, stream, info, indices)
-            for index, frame in frames:
-                got[index] = to_rgb(frame, size, info.rotation, policy)
-            # Closing a frame-threaded decoder that still holds frames can hang for good
-            # (PyAV 18 / FFmpeg 8: seen in exact mode after the last target): drain it first.
-            # The frames drained are discarded, so what is returned does not change.
-            _drain(stream)
-        except av.error.FFmpegError as exc:
-            if not got:
-                raise VideoDecodeError(f"the video cannot be decoded ({_reason(exc)})") from exc
-    if not got:
-        raise VideoDecodeError("no frame of the video could be decoded")
+            got = _decode_targets(path, info, plan, size, policy, threads, how, loop_filter, accel)
+            break
+        except VideoDecodeError:
+            if k == len(attempts) - 1:
+                raise
     decoded = sorted(got)
     out = np.empty((len(indices), size[0], size[1], 3), np.uint8)
     returned = []
@@ -486,6 +497,48 @@ def read_frames_at(
         out[i] = got[want]
         returned.append(want)
     return out, returned
+
+
+def _decode_targets(
+    path: Source,
+    info: VideoInfo,
+    plan: dict[int, int],
+    size: tuple[int, int],
+    policy: ResizePolicy,
+    threads: int,
+    mode: DecodeMode,
+    loop_filter: bool,
+    hwaccel: HWAccel | None,
+) -> dict[int, np.ndarray]:
+    """Decode the frames `plan` maps to: {frame index: uint8 [H, W, 3]}; raises if none decode."""
+    got: dict[int, np.ndarray] = {}
+    with _open(path, hwaccel) as container:
+        stream = _video_stream(container)
+        if isinstance(path, (str, Path)) and hwaccel is None:
+            # Frame threads with a Python file object as the source can deadlock on close
+            # (seen with Matroska in memory); in-memory clips are small anyway.
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
+        if not loop_filter:
+            # Codec options apply when the decoder opens, at the first packet decoded.
+            stream.codec_context.options = {"skip_loop_filter": "all"}
+        try:
+            if mode == "fast":
+                frames = _decode_fast(container, stream, info, sorted(set(plan.values())))
+            else:
+                frames = _decode_wanted(container, stream, info, list(plan))
+            for index, frame in frames:
+                got[index] = to_rgb(frame, size, info.rotation, policy)
+            # Closing a frame-threaded decoder that still holds frames can hang for good
+            # (PyAV 18 / FFmpeg 8: seen in exact mode after the last target): drain it first.
+            # The frames drained are discarded, so what is returned does not change.
+            _drain(stream)
+        except av.error.FFmpegError as exc:
+            if not got:
+                raise VideoDecodeError(f"the video cannot be decoded ({_reason(exc)})") from exc
+    if not got:
+        raise VideoDecodeError("no frame of the video could be decoded")
+    return got
 
 
 @dataclass(frozen=True)
@@ -507,6 +560,7 @@ def sample_frames(
     threads: int = 0,
     mode: DecodeMode = "exact",
     loop_filter: bool = True,
+    hwaccel: HWAccel | None = None,
 ) -> SampledClip:
     """Sample `num_frames` frames uniformly over [start_s, end_s) (the whole video by default).
 
@@ -515,10 +569,9 @@ def sample_frames(
     """
     info = info or probe_video(path)
     indices = uniform_indices(info, num_frames, start_s, end_s)
-    if mode == "exact":
-        frames = read_frames(path, info, indices, size, policy, threads, loop_filter=loop_filter)
-    else:
-        frames, indices = read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter)
+    frames, returned = read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter, hwaccel)
+    if mode == "fast":
+        indices = returned  # exact mode reports the indices asked for, as before
     return SampledClip(frames, indices, [info.timestamp(i) for i in indices])
 
 

@@ -165,7 +165,7 @@ async def classify(
         window_clips = [uniform_indices(info, manifest.num_frames, a, b) for a, b in windows]
         _, x = await _blocking(
             state, deadline, pipeline.decode_clips,
-            path, info, clips + window_clips, manifest, state.decode_threads(),
+            path, info, clips + window_clips, manifest, state.decode_options(),
         )
         decode_s = time.perf_counter() - t_decode
         state.metrics.decode.labels(endpoint="/classify").observe(decode_s)
@@ -222,7 +222,8 @@ async def summarize(
         indices = list(summary.plan_summary_indices(info, s.summarize_fps, s.summarize_max_frames))
         chunks = pipeline.chunk_indices(indices, manifest.num_frames)
         frames_u8, x = await _blocking(
-            state, deadline, pipeline.decode_clips, path, info, chunks, manifest, state.decode_threads()
+            # Exact frames: cut positions and keyframe indices are reported to the frame.
+            state, deadline, pipeline.decode_clips, path, info, chunks, manifest, state.decode_options("exact")
         )
         decode_s = time.perf_counter() - t_decode
         result = await _infer(state, x, deadline)

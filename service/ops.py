@@ -58,7 +58,8 @@ def _model_info(state: ServiceState) -> ModelInfo:
     m = state.model.manifest
     return ModelInfo(
         name=m.name, version=m.version, labels=m.labels, num_frames=m.num_frames, input_size=m.size,
-        resize=m.resize, precision=m.precision, providers=state.model.providers, ready=state.ready,
+        resize=m.resize, precision=m.precision, providers=state.model.providers,
+        hwaccel=state.settings.hwaccel if state.hwaccel is not None else None, ready=state.ready,
     )
 
 

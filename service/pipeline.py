@@ -49,11 +49,14 @@ def chunk_indices(indices: list[int], num_frames: int) -> list[list[int]]:
 
 
 def decode_clips(
-    path: Path, info: VideoInfo, clips: list[list[int]], manifest: ModelManifest, threads: int
+    path: Path, info: VideoInfo, clips: list[list[int]], manifest: ModelManifest, options: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W])."""
+    """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W]).
+
+    `options`: read_frames keywords (threads, mode, loop_filter, hwaccel).
+    """
     flat = [i for clip in clips for i in clip]
-    frames = read_frames(path, info, flat, manifest.size, manifest.resize, threads)
+    frames = read_frames(path, info, flat, manifest.size, manifest.resize, **options)
     frames = frames.reshape(len(clips), manifest.num_frames, *frames.shape[1:])
     return frames, normalize(frames, manifest.mean, manifest.std)
 

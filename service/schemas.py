@@ -96,6 +96,7 @@ class ModelInfo(BaseModel):
     resize: str
     precision: str
     providers: list[str] = Field(description="ONNX Runtime execution providers in use")
+    hwaccel: str | None = Field(None, description="hardware video decoder in use (null: software)")
     ready: bool
 
 

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
         ge=-1,
         description="FFmpeg threads per decode: 0 auto; -1 auto when no other decode runs, else 1",
     )
+    decode_mode: Literal["exact", "fast"] = Field(
+        "exact",
+        description="/classify: exact frames, or fast (a nearby frame when it is cheaper to reach)",
+    )
+    decode_loop_filter: bool = Field(
+        True, description="false: skip H.264/HEVC deblocking while decoding (faster, pictures drift slightly)"
+    )
+    hwaccel: Literal["none", "cuda"] = Field(
+        "none", description="hardware video decoder (cuda = NVDEC); software when it is not there"
+    )
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0 = all cores)")
     execution_provider: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="auto: CUDA when it works, else CPU"

@@ -7,6 +7,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from av.codec.hwaccel import HWAccel
+
+from models.frames import hardware_decoder
 from service.batcher import BatchingWorker
 from service.metrics import Metrics
 from service.runtime import OnnxModel
@@ -25,6 +28,7 @@ class ServiceState:
     warmed_up: bool = False
     draining: bool = False
     active_decodes: int = 0
+    hwaccel: HWAccel | None = None
 
     def decode_threads(self) -> int:
         """FFmpeg threads for the next decode.
@@ -36,6 +40,12 @@ class ServiceState:
         if setting >= 0:
             return setting
         return 0 if self.active_decodes == 0 else 1  # called before this decode is counted
+
+    def decode_options(self, mode: str | None = None) -> dict:
+        """Keyword arguments of models.frames.read_frames for the next decode."""
+        s = self.settings
+        return {"threads": self.decode_threads(), "mode": mode or s.decode_mode,
+                "loop_filter": s.decode_loop_filter, "hwaccel": self.hwaccel}
 
     @property
     def ready(self) -> bool:
@@ -52,6 +62,12 @@ class ServiceState:
             cudnn_conv_algo_search=s.cudnn_conv_algo_search,
             inference_delay_s=s.inference_delay_ms / 1000.0,
         )
+        if s.hwaccel != "none":
+            self.hwaccel = await asyncio.to_thread(hardware_decoder, s.hwaccel)
+            if self.hwaccel is None:
+                log.warning("hardware decoder %r unavailable (no usable device); decoding in software", s.hwaccel)
+            else:
+                log.info("decoding with hardware decoder %r", s.hwaccel)
         self.decode_pool = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="decode")
         self.worker = BatchingWorker(
             self.model.run,

@@ -7,6 +7,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from av.codec.hwaccel import HWAccel
 
 from models import frames as F
 from tests.media import index_frame, read_index, write_indexed
@@ -177,3 +178,29 @@ def test_normalize_layout_and_values() -> None:
     x = F.normalize(frames, [0.5, 0.5, 0.5], [0.25, 0.5, 1.0])
     assert x.shape == (2, 3, 4, 5) and x.dtype == np.float32
     assert x[0, :, 0, 0] == pytest.approx([2.0, 1.0, 0.5])
+
+
+def test_hardware_decoder_falls_back_to_software(tmp_path) -> None:
+    path = write_indexed(tmp_path / "v.mp4", n=40, gop=10)
+    info = F.probe_video(path)
+    indices = F.uniform_indices(info, 8)
+    software = F.read_frames(path, info, indices, (64, 64))
+    # Asked for NVDEC directly (not through hardware_decoder): where there is no GPU, the
+    # device cannot be created and the same frames must come back from the software decoder.
+    forced = HWAccel("cuda", allow_software_fallback=True)
+    frames = F.read_frames(path, info, indices, (64, 64), hwaccel=forced)
+    assert [read_index(f) for f in frames] == indices
+    accel = F.hardware_decoder("cuda")
+    if accel is None:  # this machine has no usable CUDA device
+        np.testing.assert_array_equal(frames, software)
+    else:  # NVDEC's output may round differently from the software decoder's
+        assert [read_index(f) for f in F.read_frames(path, info, indices, (64, 64), hwaccel=accel)] == indices
+
+
+def test_no_loop_filter_returns_the_same_frames(tmp_path) -> None:
+    path = write_indexed(tmp_path / "v.mp4", n=60, gop=30)
+    info = F.probe_video(path)
+    indices = F.uniform_indices(info, 8)
+    frames = F.read_frames(path, info, indices, (64, 64), mode="fast", loop_filter=False)
+    # The pictures may drift by a few levels without deblocking, not change frames.
+    assert [read_index(f) for f in frames] == F.read_frames_at(path, info, indices, (64, 64), mode="fast")[1]

@@ -128,3 +128,15 @@ def test_exact_mode_is_unchanged(tmp_path, codec, fmt, ext) -> None:
     scattered = [140, 0, 41, 41, 99]
     np.testing.assert_array_equal(F.read_frames(path, info, scattered, (48, 48)),
                                   np.stack([reference[i] for i in scattered]))
+
+
+def test_fast_on_av1_with_one_keyframe(tmp_path) -> None:
+    # dav1d reads skip_frame once, when it opens, so switching it per packet as fast mode
+    # does for FFmpeg's own decoders made it drop the frames asked for ("no frame of the
+    # video could be decoded"; found by models.evaluate on a 97-frame AV1 clip).
+    path = write_indexed(tmp_path / "v.mkv", "libsvtav1", "matroska", n=97, gop=300)
+    info = F.probe_video(path)
+    clip = F.sample_frames(path, T, (64, 64), info=info, mode="fast")
+    assert [read_index(f) for f in clip.frames] == clip.indices
+    uniform = F.uniform_indices(info, T)
+    assert all(abs(a - b) <= t for a, b, t in zip(clip.indices, uniform, F.fast_tolerance(uniform), strict=True))

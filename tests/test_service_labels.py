@@ -27,3 +27,41 @@ def test_generated_clip_gets_its_label(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["labels"][0]["label"] == label, body["labels"]
+
+
+def test_fast_decoding_settings_and_hardware_fallback(
+    upload_dir: Path, client: httpx.Client, tmp_path: Path
+) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from models import frames as F
+    from models.manifest import ModelManifest
+
+    manifest = ModelManifest.load(REAL_MODEL)
+    session = ort.InferenceSession(str(REAL_MODEL / manifest.onnx_file), providers=["CPUExecutionProvider"])
+    # The fastest CPU settings, and NVDEC asked for: where there is no GPU the service must
+    # come up on the software decoder and say so in /v1/models.
+    srv = ThreadServer(upload_dir, decode_mode="fast", decode_loop_filter=False, hwaccel="cuda")
+    try:
+        info = client.get(srv.url + "/v1/models").json()["models"][0]
+        assert info["hwaccel"] == ("cuda" if F.hardware_decoder("cuda") is not None else None)
+        for k, label in enumerate(["move_up", "grow", "fade_out", "blink"]):
+            clip = write_clip(tmp_path / f"{label}.mp4", label, seed=2000 + k, duration_s=4.0, fps=24.0,
+                              max_side=192)
+            r = post_video(client, srv.url + "/classify", clip)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            # The same answer as the exact pipeline in-process (not necessarily the right one).
+            exact = F.sample_frames(clip, manifest.num_frames, manifest.size, policy=manifest.resize)
+            logits = session.run(["logits"], {manifest.input_name: F.normalize(exact.frames, manifest.mean,
+                                                                             manifest.std)[None]})[0][0]
+            assert body["labels"][0]["label"] == manifest.labels[int(np.argmax(logits))], body["labels"]
+            # Fast mode may move a frame, by less than half the spacing of the samples.
+            video = F.probe_video(clip)
+            uniform = F.uniform_indices(video, 16)
+            taken = [f["index"] for f in body["frames"]]
+            assert len(taken) == 16
+            assert all(abs(a - b) <= t for a, b, t in zip(taken, uniform, F.fast_tolerance(uniform), strict=True))
+    finally:
+        srv.stop()
