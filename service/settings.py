@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     decode_threads: int = Field(
         -1,
         ge=-1,
-        description="FFmpeg threads per decode: 0 auto; -1 auto when no other decode runs, else 1",
+        description="FFmpeg threads per decode: 0 auto; -1 automatic: when no other decode runs, "
+        "GOPs split over one decoder per core (or frame threads), else 1 thread",
     )
     decode_mode: Literal["exact", "fast"] = Field(
         "exact",
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     )
     cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
         "HEURISTIC", description="CUDA EP convolution algorithm search"
+    )
+    io_binding: Literal["auto", "on", "off"] = Field(
+        "auto", description="ONNX Runtime IO binding (auto: on with CUDA, off on the CPU)"
     )
 
     # Answers.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -42,10 +43,16 @@ class ServiceState:
         return 0 if self.active_decodes == 0 else 1  # called before this decode is counted
 
     def decode_options(self, mode: str | None = None) -> dict:
-        """Keyword arguments of models.frames.read_frames for the next decode."""
+        """Keyword arguments of models.frames.read_frames for the next decode.
+
+        Automatic threading, alone: the GOPs are split over one decoder per core when that
+        beats frame threads (models.frames.split_by_gop); under concurrency, one thread.
+        """
         s = self.settings
-        return {"threads": self.decode_threads(), "mode": mode or s.decode_mode,
-                "loop_filter": s.decode_loop_filter, "hwaccel": self.hwaccel}
+        threads = self.decode_threads()
+        workers = (os.cpu_count() or 1) if s.decode_threads == -1 and threads == 0 else 1
+        return {"threads": threads, "mode": mode or s.decode_mode, "loop_filter": s.decode_loop_filter,
+                "hwaccel": self.hwaccel, "workers": workers}
 
     @property
     def ready(self) -> bool:
@@ -60,6 +67,7 @@ class ServiceState:
             provider=s.execution_provider,
             intra_op_threads=s.intra_op_threads,
             cudnn_conv_algo_search=s.cudnn_conv_algo_search,
+            io_binding=s.io_binding,
             inference_delay_s=s.inference_delay_ms / 1000.0,
         )
         if s.hwaccel != "none":

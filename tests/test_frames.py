@@ -204,3 +204,29 @@ def test_no_loop_filter_returns_the_same_frames(tmp_path) -> None:
     frames = F.read_frames(path, info, indices, (64, 64), mode="fast", loop_filter=False)
     # The pictures may drift by a few levels without deblocking, not change frames.
     assert [read_index(f) for f in frames] == F.read_frames_at(path, info, indices, (64, 64), mode="fast")[1]
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_gop_split_decodes_the_same_frames(tmp_path, mode) -> None:
+    path = write_indexed(tmp_path / "v.mp4", n=200, gop=25)
+    info = F.probe_video(path)
+    indices = [i for k in range(4) for i in F.uniform_indices(info, 16, k * 2.0, (k + 1) * 2.0)]
+    groups = F.split_by_gop(info, sorted(set(indices)), 2)
+    assert len(groups) == 2 and sorted(groups[0] + groups[1]) == sorted(set(indices))
+    # Whole GOPs per decoder: no GOP is shared.
+    gop = {i: max(k for k in info.keyframes if k <= i) for i in indices}
+    assert not {gop[i] for i in groups[0]} & {gop[i] for i in groups[1]}
+    one, at_one = F.read_frames_at(path, info, indices, (64, 64), threads=2, mode=mode, workers=1)
+    two, at_two = F.read_frames_at(path, info, indices, (64, 64), threads=2, mode=mode, workers=2)
+    assert at_one == at_two
+    np.testing.assert_array_equal(one, two)
+    assert [read_index(f) for f in two] == at_two
+
+
+def test_gop_split_keeps_one_decoder_when_one_gop_holds_the_work(tmp_path) -> None:
+    path = write_indexed(tmp_path / "v.mp4", n=120, gop=50)
+    info = F.probe_video(path)
+    second = info.keyframes[1]
+    # Most of the walk is in the first GOP; the other decoder would get 2 frames to decode.
+    fetch = list(range(2, second, 4)) + [second, second + 1]
+    assert F.split_by_gop(info, fetch, 2) == [fetch]
