@@ -123,6 +123,20 @@ def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> tuple
     return statistics.median(times), times
 
 
+def interleaved_medians(cases: Sequence[tuple[str, Callable[[], object]]], repeat: int) -> dict[str, float]:
+    """Median wall seconds of each case, timed in rounds that run every case once, so that a
+    change of machine load during the run hits all cases alike. One untimed warm-up each."""
+    for _, fn in cases:
+        fn()
+    times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    for _ in range(repeat):
+        for name, fn in cases:
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def cores() -> int:
     """CPUs this process may run on (the affinity mask, not the host's count)."""
     try:

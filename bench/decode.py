@@ -3,10 +3,14 @@
     python -m bench.decode [--repeat 3] [--frames 16] [--size 64]
 
 For each clip, in the same run (so machine load hits every row alike):
-  - sample (exact / fast): probe_video + sample_frames, what /classify does before inference;
+  - sample: probe_video + read_frames of T uniform frames (one clip), and of the frames
+    /classify plans for the video (service.pipeline.plan_clips with the default settings:
+    several clips for a long video), in exact or fast mode, with or without the loop filter,
+    on one decoder with frame threads or with the GOPs split over one decoder per core;
   - baseline (a): decode every frame and convert it to RGB with PyAV (the common approach);
   - baseline (b): `ffmpeg -threads <cores> -i clip -f null -` (FFmpeg's own full decode).
-Each figure is the median of --repeat runs after one untimed warm-up.
+Each figure is the median of --repeat rounds (every row once per round, interleaved) after
+one untimed warm-up.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import av
 
-from bench.common import BENCH_CLIPS, cores, ensure_clip, machine_note, median_time, table
+from bench.common import BENCH_CLIPS, cores, ensure_clip, interleaved_medians, machine_note, table
 from models import frames as F
 
 
@@ -42,9 +46,34 @@ def ffmpeg_full_decode(path: Path, threads: int, ffmpeg: str) -> None:
                     "-f", "null", "-"], check=True)
 
 
-def sample(path: Path, frames: int, size: int, mode: F.DecodeMode, threads: int) -> None:
+def plan(info: F.VideoInfo, frames: int, classify: bool) -> list[int]:
+    if not classify:
+        return F.uniform_indices(info, frames)
+    from service.pipeline import plan_clips
+    from service.settings import Settings
+
+    s = Settings()
+    return [i for clip in plan_clips(info, frames, s.clip_window_s, s.max_clips) for i in clip]
+
+
+def sample(path: Path, frames: int, size: int, classify: bool, mode: F.DecodeMode, loop_filter: bool,
+           threads: int, workers: int) -> None:
     info = F.probe_video(path)
-    F.sample_frames(path, frames, (size, size), info=info, mode=mode, threads=threads)
+    F.read_frames(path, info, plan(info, frames, classify), (size, size), threads=threads, mode=mode,
+                  loop_filter=loop_filter, workers=workers)
+
+
+def variants(frames: int, n: int, clips: int) -> list[tuple[str, bool, F.DecodeMode, bool, int, int]]:
+    """(row name, classify plan?, mode, loop filter, threads, workers)."""
+    out = []
+    for classify, what in ((False, f"T={frames}"), (True, f"/classify plan ({clips}x{frames})")):
+        out += [
+            (f"sample {what} exact, frame threads", classify, "exact", True, n, 1),
+            (f"sample {what} exact, GOP split", classify, "exact", True, n, n),
+            (f"sample {what} exact, no loop filter, GOP split", classify, "exact", False, n, n),
+            (f"sample {what} fast, no loop filter, GOP split", classify, "fast", False, n, n),
+        ]
+    return out
 
 
 def run(repeat: int, frames: int, size: int) -> str:
@@ -68,16 +97,16 @@ def run(repeat: int, frames: int, size: int) -> str:
         if ffmpeg is not None:
             cases.append((f"baseline (b): ffmpeg -threads {n} full decode",
                           lambda p=path, f=ffmpeg: ffmpeg_full_decode(p, n, f)))
+        clips = len(plan(info, frames, True)) // frames
         cases += [
-            (f"sample T={frames} exact", lambda p=path: sample(p, frames, size, "exact", n)),
-            (f"sample T={frames} fast", lambda p=path: sample(p, frames, size, "fast", n)),
-            (f"sample T={frames} fast, 1 thread", lambda p=path: sample(p, frames, size, "fast", 1)),
+            (name, lambda p=path, v=v: sample(p, frames, size, *v))
+            for name, *v in variants(frames, n, clips)
         ]
-        seconds = {name: median_time(fn, repeat)[0] for name, fn in cases}
+        seconds = interleaved_medians(cases, repeat)
         base_a = seconds[cases[0][0]]
         base_b = seconds[cases[1][0]] if ffmpeg is not None else float("nan")
         rows = [(name, s, s / base_a, s / base_b) for name, s in seconds.items()]
-        fast = F.sample_frames(path, frames, (size, size), info=info, mode="fast")
+        fast = F.sample_frames(path, frames, (size, size), info=info, mode="fast", loop_filter=False)
         clip = F.sample_frames(path, frames, (size, size), info=info)
         moved = [abs(a - b) for a, b in zip(fast.indices, clip.indices, strict=True)]
         lines += [

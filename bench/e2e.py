@@ -125,22 +125,29 @@ async def load(url: str, clip: bytes, name: str, concurrency: int, requests: int
 
 
 def in_process(path: Path, model_dir: Path, requests: int, time_cap: float) -> list[float]:
-    """The same work one request at a time: probe + sample + normalize + ORT run, batch 1."""
+    """The same work one request at a time, with the service's default settings: probe, plan
+    the clips, decode them (as an idle service would), normalize, ORT run. No HTTP, no batcher."""
     import onnxruntime as ort
 
     from models import frames as F
     from models.manifest import ModelManifest
+    from service import pipeline
+    from service.settings import Settings
 
+    settings = Settings(model_dir=model_dir)
     manifest = ModelManifest.load(model_dir)
     options = ort.SessionOptions()
     options.intra_op_num_threads = cores()
     session = ort.InferenceSession(str(Path(model_dir) / manifest.onnx_file), options,
                                    providers=["CPUExecutionProvider"])
+    decode = {"threads": 0 if settings.decode_threads == -1 else settings.decode_threads,
+              "mode": settings.decode_mode, "loop_filter": settings.decode_loop_filter, "hwaccel": None,
+              "workers": cores() if settings.decode_threads == -1 else 1}
 
     def once() -> None:
         info = F.probe_video(path)
-        clip = F.sample_frames(path, manifest.num_frames, manifest.size, info=info, policy=manifest.resize)
-        x = F.normalize(clip.frames, manifest.mean, manifest.std)[None]
+        clips = pipeline.plan_clips(info, manifest.num_frames, settings.clip_window_s, settings.max_clips)
+        _, x = pipeline.decode_clips(path, info, clips, manifest, decode)
         session.run(None, {manifest.input_name: x})
 
     once()  # warm-up, as the service warms up before it is ready

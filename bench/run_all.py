@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> None:
         print("skipped: the service package (service/app.py) is not there")
     else:
         e2e.main(["--requests", "8" if args.quick else "32", "--time-cap", "60"])
+        print("\n### /classify of the 60 s 1080p clip, one at a time: defaults vs exact frames on one decoder\n",
+              flush=True)
+        e2e.main(["--clip", "long", "--requests", "3" if args.quick else "6", "--time-cap", "60",
+                  "--concurrency", "1", "--config", "",
+                  "--config", "DECODE_MODE=exact,DECODE_LOOP_FILTER=true,DECODE_THREADS=0"])
     print(f"\n(all benchmarks: {time.perf_counter() - start:.0f} s)")
 
 

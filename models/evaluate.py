@@ -72,6 +72,25 @@ class Tally:
         }
 
 
+def score_cached(path: Path, models: list) -> dict:
+    """Top-1 of each model on already decoded clips, and how often the models agree."""
+    data = np.load(path)
+    clips, labels = data["clips"], data["labels"]
+    preds = []
+    report: dict = {"cached": str(path), "clips": len(clips), "models": []}
+    for name, manifest, session in models:
+        guesses = np.concatenate([
+            np.argmax(session.run(["logits"], {manifest.input_name: F.normalize(
+                clips[i : i + 50], manifest.mean, manifest.std)})[0], axis=1)
+            for i in range(0, len(clips), 50)
+        ])
+        preds.append(guesses)
+        report["models"].append({"model": name, "precision": manifest.precision,
+                                 "top1": float((guesses == labels).mean())})
+    report["all_agree"] = float(np.mean([np.all([p == preds[0] for p in preds], axis=0)]))
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, nargs="+", default=[Path(__file__).parent / "motion"],
@@ -81,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clips", type=int, default=90)
     p.add_argument("--seed", type=int, default=5_000_000)
     p.add_argument("--max-side", type=int, default=1920, help="cap on rendered size (speed)")
+    p.add_argument("--cached", type=Path, default=None,
+                   help="instead: score the models on a training cache file (.npz of uint8 clips and "
+                        "labels), e.g. the held-out synthetic validation set models.train wrote")
     args = p.parse_args(argv)
     av.logging.set_level(av.logging.ERROR)
     models = []
@@ -88,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
         manifest = ModelManifest.load(model_dir)
         session = ort.InferenceSession(str(model_dir / manifest.onnx_file), providers=["CPUExecutionProvider"])
         models.append((str(model_dir), manifest, session))
+    if args.cached is not None:
+        print(json.dumps(score_cached(args.cached, models), indent=2))
+        return
     variants = [(m, d) for m in range(len(models)) for d in args.decode]
     tallies = {v: Tally() for v in variants}
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import models
+from service import summarize as summary_defaults
 
 
 def default_model_dir() -> Path:
@@ -50,12 +51,14 @@ class Settings(BaseSettings):
         description="FFmpeg threads per decode: 0 auto; -1 automatic: when no other decode runs, "
         "GOPs split over one decoder per core (or frame threads), else 1 thread",
     )
+    # fast and no loop filter by default: 0.58x instead of 0.84x of FFmpeg's full decode of a
+    # 60 s 1080p clip, and the same top-1 on 360 real encoded clips (BENCHMARKS.md).
     decode_mode: Literal["exact", "fast"] = Field(
-        "exact",
+        "fast",
         description="/classify: exact frames, or fast (a nearby frame when it is cheaper to reach)",
     )
     decode_loop_filter: bool = Field(
-        True, description="false: skip H.264/HEVC deblocking while decoding (faster, pictures drift slightly)"
+        False, description="false: skip H.264/HEVC deblocking while decoding (faster, pictures drift slightly)"
     )
     hwaccel: Literal["none", "cuda"] = Field(
         "none", description="hardware video decoder (cuda = NVDEC); software when it is not there"
@@ -80,8 +83,12 @@ class Settings(BaseSettings):
     timeline_window_s: float = Field(2.0, gt=0, description="shortest timeline window (segments=true)")
     timeline_max_windows: int = Field(16, ge=1, description="most timeline windows per video")
     timeline_labels: int = Field(3, ge=1, description="labels per timeline segment")
-    summarize_fps: float = Field(4.0, gt=0, description="frames per second looked at by /summarize")
-    summarize_max_frames: int = Field(256, ge=1, description="most frames looked at by /summarize")
+    summarize_fps: float = Field(
+        summary_defaults.DEFAULT_SUMMARY_FPS, gt=0, description="frames per second looked at by /summarize"
+    )
+    summarize_max_frames: int = Field(
+        summary_defaults.DEFAULT_SUMMARY_MAX_FRAMES, ge=1, description="most frames looked at by /summarize"
+    )
     thumbnail_max_side: int = Field(320, ge=16, description="longest side of a summary thumbnail")
 
     # Security and operations.

@@ -65,3 +65,16 @@ def test_fast_decoding_settings_and_hardware_fallback(
             assert all(abs(a - b) <= t for a, b, t in zip(taken, uniform, F.fast_tolerance(uniform), strict=True))
     finally:
         srv.stop()
+
+
+def test_exact_decoding_reports_the_uniform_frames(upload_dir: Path, client: httpx.Client, tmp_path: Path) -> None:
+    from models import frames as F
+
+    srv = ThreadServer(upload_dir, decode_mode="exact", decode_loop_filter=True)
+    try:
+        clip = write_clip(tmp_path / "c.mp4", "move_left", seed=3001, duration_s=3.0, fps=25.0, max_side=160)
+        r = post_video(client, srv.url + "/classify", clip)
+        assert r.status_code == 200, r.text
+        assert [f["index"] for f in r.json()["frames"]] == sorted(set(F.uniform_indices(F.probe_video(clip), 16)))
+    finally:
+        srv.stop()
