@@ -46,7 +46,7 @@ def ffmpeg_full_decode(path: Path, threads: int, ffmpeg: str) -> None:
                     "-f", "null", "-"], check=True)
 
 
-def plan(info: F.VideoInfo, frames: int, classify: bool) -> list[int]:
+def frame_plan(info: F.VideoInfo, frames: int, classify: bool) -> list[int]:
     if not classify:
         return F.uniform_indices(info, frames)
     from service.pipeline import plan_clips
@@ -59,7 +59,7 @@ def plan(info: F.VideoInfo, frames: int, classify: bool) -> list[int]:
 def sample(path: Path, frames: int, size: int, classify: bool, mode: F.DecodeMode, loop_filter: bool,
            threads: int, workers: int) -> None:
     info = F.probe_video(path)
-    F.read_frames(path, info, plan(info, frames, classify), (size, size), threads=threads, mode=mode,
+    F.read_frames(path, info, frame_plan(info, frames, classify), (size, size), threads=threads, mode=mode,
                   loop_filter=loop_filter, workers=workers)
 
 
@@ -97,7 +97,7 @@ def run(repeat: int, frames: int, size: int) -> str:
         if ffmpeg is not None:
             cases.append((f"baseline (b): ffmpeg -threads {n} full decode",
                           lambda p=path, f=ffmpeg: ffmpeg_full_decode(p, n, f)))
-        clips = len(plan(info, frames, True)) // frames
+        clips = len(frame_plan(info, frames, True)) // frames
         cases += [
             (name, lambda p=path, v=v: sample(p, frames, size, *v))
             for name, *v in variants(frames, n, clips)

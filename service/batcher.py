@@ -61,8 +61,12 @@ class BatchingWorker:
         max_queue_delay_ms: float,
         max_queue_size: int,
         metrics: Metrics,
+        more_coming: Callable[[], bool] | None = None,
     ) -> None:
         self._infer = infer
+        # Whether another clip may arrive soon (a decode is running). When not, waiting up to
+        # max_queue_delay_ms for company only adds latency: a lone request goes at once.
+        self._more_coming = more_coming
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_queue_delay_ms / 1000.0
         self.max_queue_size = max_queue_size
@@ -88,6 +92,10 @@ class BatchingWorker:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batching-worker")
+
+    def notify(self) -> None:
+        """Something changed that may end the wait for a fuller batch (e.g. decodes finished)."""
+        self._wake.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -139,7 +147,7 @@ class BatchingWorker:
             fill_until = self._pending[0].enqueued + self.max_delay_s
             while len(self._pending) < self.max_batch_size:
                 remaining = fill_until - time.perf_counter()
-                if remaining <= 0:
+                if remaining <= 0 or (self._more_coming is not None and not self._more_coming()):
                     break
                 self._wake.clear()
                 try:

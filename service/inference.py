@@ -83,6 +83,8 @@ async def _blocking(state: ServiceState, deadline: float, fn: Callable[..., T], 
         raise ApiError(400, f"the video cannot be decoded ({exc}); upload an intact video file") from None
     finally:
         state.active_decodes -= 1
+        if state.active_decodes == 0 and state.worker is not None:
+            state.worker.notify()  # no clip is on its way: a waiting batch can go now
 
 
 async def _infer(state: ServiceState, clips: np.ndarray, deadline: float) -> InferResult:

@@ -83,6 +83,7 @@ class ServiceState:
             max_queue_delay_ms=s.max_queue_delay_ms,
             max_queue_size=s.max_queue_size,
             metrics=self.metrics,
+            more_coming=lambda: self.active_decodes > 0,
         )
         self.worker.start()
 

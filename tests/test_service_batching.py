@@ -140,3 +140,30 @@ def test_worker_deadline_and_full_queue() -> None:
         await worker.stop()
 
     asyncio.run(scenario())
+
+
+def test_lone_request_does_not_wait_for_company() -> None:
+    async def scenario() -> None:
+        coming = {"value": False}
+        worker = BatchingWorker(_double, max_batch_size=8, max_queue_delay_ms=400, max_queue_size=64,
+                                metrics=Metrics(), more_coming=lambda: coming["value"])
+        worker.start()
+        deadline = time.perf_counter() + 5
+        x = np.ones((1, 2, 2, 2), np.float32)
+        # Nothing else is being decoded: no reason to hold the batch for 400 ms.
+        t0 = time.perf_counter()
+        await worker.infer(x, deadline)
+        assert time.perf_counter() - t0 < 0.2
+        # A decode is running: the batch waits for it (up to the delay), and goes once told.
+        coming["value"] = True
+        t0 = time.perf_counter()
+        task = asyncio.ensure_future(worker.infer(x, deadline))
+        await asyncio.sleep(0.1)
+        assert not task.done()
+        coming["value"] = False
+        worker.notify()
+        await task
+        assert time.perf_counter() - t0 < 0.35
+        await worker.stop()
+
+    asyncio.run(scenario())
