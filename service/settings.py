@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         description="/classify: exact frames, or fast (a nearby frame when it is cheaper to reach)",
     )
     decode_loop_filter: bool = Field(
-        False, description="false: skip H.264/HEVC deblocking while decoding (faster, pictures drift slightly)"
+        False, description="/classify: false skips H.264/HEVC deblocking (faster, pictures drift slightly)"
     )
     hwaccel: Literal["none", "cuda"] = Field(
         "none", description="hardware video decoder (cuda = NVDEC); software when it is not there"

@@ -42,17 +42,19 @@ class ServiceState:
             return setting
         return 0 if self.active_decodes == 0 else 1  # called before this decode is counted
 
-    def decode_options(self, mode: str | None = None) -> dict:
+    def decode_options(self, exact: bool = False) -> dict:
         """Keyword arguments of models.frames.read_frames for the next decode.
 
+        exact: the frames asked for, fully filtered, whatever DECODE_MODE and
+        DECODE_LOOP_FILTER say (/summarize reports cuts and keyframes to the frame).
         Automatic threading, alone: the GOPs are split over one decoder per core when that
         beats frame threads (models.frames.split_by_gop); under concurrency, one thread.
         """
         s = self.settings
         threads = self.decode_threads()
         workers = (os.cpu_count() or 1) if s.decode_threads == -1 and threads == 0 else 1
-        return {"threads": threads, "mode": mode or s.decode_mode, "loop_filter": s.decode_loop_filter,
-                "hwaccel": self.hwaccel, "workers": workers}
+        return {"threads": threads, "mode": "exact" if exact else s.decode_mode,
+                "loop_filter": True if exact else s.decode_loop_filter, "hwaccel": self.hwaccel, "workers": workers}
 
     @property
     def ready(self) -> bool:
