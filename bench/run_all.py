@@ -13,7 +13,7 @@ import datetime
 import importlib.util
 import time
 
-from bench import decode, e2e, model
+from bench import decode, e2e, gpu, model
 from bench.common import machine_note
 
 
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         e2e.main(["--clip", "long", "--requests", "3" if args.quick else "6", "--time-cap", "60",
                   "--concurrency", "1", "--config", "",
                   "--config", "DECODE_MODE=exact,DECODE_LOOP_FILTER=true,DECODE_THREADS=0"])
+    print("\n## GPU\n", flush=True)
+    gpu.main(["--repeat", "5" if args.quick else "20", "--seconds", "10" if args.quick else "30"])
     print(f"\n(all benchmarks: {time.perf_counter() - start:.0f} s)")
 
 
