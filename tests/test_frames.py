@@ -101,13 +101,19 @@ def test_rotation_metadata_is_applied(tmp_path) -> None:
     info = F.probe_video(path)
     assert info.rotation == 90
     assert (info.width, info.height) == (96, 160)  # displayed size
-    frame = F.read_frames(path, info, [0], (80, 48))[0]
+    frame = F.read_frames(path, info, [5], (80, 48))[0].astype(np.float64)
     assert frame.shape == (80, 48, 3)
-    # Rotated 90 degrees counter-clockwise: the bars of the top half now run down the
-    # left half, bit 0 (frame 0 has none set) at the bottom.
-    expected = np.rot90(index_frame(0, 160, 96), k=1)
-    assert expected.shape[:2] == (160, 96)
-    assert abs(frame[:, :20].mean() - frame[:, 28:].mean()) > 50
+
+    def half(img: np.ndarray) -> np.ndarray:  # 2x2 block means: the area scale to (80, 48)
+        return img.reshape(80, 2, 48, 2, 3).mean(axis=(1, 3))
+
+    # The whole picture, as displayed: frame 5 (bars for bits 0 and 2, an asymmetric
+    # pattern) turned 90 degrees counter-clockwise, and not turned the other way or flipped.
+    picture = index_frame(5, 160, 96)
+    right = np.abs(frame - half(np.rot90(picture, k=1))).mean()
+    assert right < 8, right
+    for wrong in (np.rot90(picture, k=3), np.rot90(picture, k=1)[::-1], np.rot90(picture, k=1)[:, ::-1]):
+        assert np.abs(frame - half(wrong)).mean() > 4 * right + 20
 
 
 def test_letterbox_keeps_the_aspect_ratio(tmp_path) -> None:
