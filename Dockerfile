@@ -51,7 +51,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000 \
     TMP_DIR=/tmp/uploads \
     EXECUTION_PROVIDER=auto \
-    LOG_LEVEL=info
+    HWACCEL=none \
+    LOG_LEVEL=info \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility,video
+# (video: the NVIDIA runtime mounts the NVDEC library only when asked; HWACCEL=cuda needs it.)
 USER app
 WORKDIR /home/app
 EXPOSE 8000
