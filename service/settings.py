@@ -13,6 +13,16 @@ import models
 from service import summarize as summary_defaults
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask, not the host's count), at most 8:
+    a container on a large host must not start a decoder per host core."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
 def default_model_dir() -> Path:
     # Resolved through the installed package, so `python -m service` works from any directory.
     return Path(models.__file__).resolve().parent / "motion"
@@ -41,7 +51,7 @@ class Settings(BaseSettings):
 
     # Decoding and runtime.
     decode_workers: int = Field(
-        default_factory=lambda: max(1, min(8, os.cpu_count() or 1)),
+        default_factory=lambda: usable_cores(),
         ge=1,
         description="threads decoding videos (bounded pool)",
     )

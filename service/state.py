@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ from models.frames import hardware_decoder
 from service.batcher import BatchingWorker
 from service.metrics import Metrics
 from service.runtime import OnnxModel
-from service.settings import Settings
+from service.settings import Settings, usable_cores
 
 log = logging.getLogger("service")
 
@@ -52,7 +51,7 @@ class ServiceState:
         """
         s = self.settings
         threads = self.decode_threads()
-        workers = (os.cpu_count() or 1) if s.decode_threads == -1 and threads == 0 else 1
+        workers = usable_cores() if s.decode_threads == -1 and threads == 0 else 1
         return {"threads": threads, "mode": "exact" if exact else s.decode_mode,
                 "loop_filter": True if exact else s.decode_loop_filter, "hwaccel": self.hwaccel, "workers": workers}
 
