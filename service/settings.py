@@ -51,7 +51,7 @@ class Settings(BaseSettings):
 
     # Decoding and runtime.
     decode_workers: int = Field(
-        default_factory=lambda: usable_cores(),
+        default_factory=usable_cores,
         ge=1,
         description="threads decoding videos (bounded pool)",
     )
