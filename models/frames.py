@@ -489,9 +489,9 @@ def read_frames_at(
             plan = {i: i for i in targets}
         try:
             if accel is None and workers > 1 and isinstance(path, (str, Path)):
-                got = _decode_split(path, info, plan, size, policy, threads, how, loop_filter, workers)
+                got = _decode_split(_Job(path, info, size, policy, how, loop_filter), plan, threads, workers)
             else:
-                got = _decode_targets(path, info, plan, size, policy, threads, how, loop_filter, accel)
+                got = _decode_targets(_Job(path, info, size, policy, how, loop_filter), plan, threads, accel)
             break
         except VideoDecodeError:
             if k == len(attempts) - 1:
@@ -540,26 +540,28 @@ def split_by_gop(info: VideoInfo, fetch: Sequence[int], workers: int) -> list[li
     return [sorted(g) for g in groups if g]
 
 
-def _decode_split(
-    path: str | Path,
-    info: VideoInfo,
-    plan: dict[int, int],
-    size: tuple[int, int],
-    policy: ResizePolicy,
-    threads: int,
-    mode: DecodeMode,
-    loop_filter: bool,
-    workers: int,
-) -> dict[int, np.ndarray]:
-    groups = split_by_gop(info, sorted(set(plan.values())), workers)
+@dataclass(frozen=True)
+class _Job:
+    """What one read_frames call decodes, and how (the plan and the threading vary)."""
+
+    path: Source
+    info: VideoInfo
+    size: tuple[int, int]
+    policy: ResizePolicy
+    mode: DecodeMode
+    loop_filter: bool
+
+
+def _decode_split(job: _Job, plan: dict[int, int], threads: int, workers: int) -> dict[int, np.ndarray]:
+    groups = split_by_gop(job.info, sorted(set(plan.values())), workers)
     if len(groups) == 1:
-        return _decode_targets(path, info, plan, size, policy, threads, mode, loop_filter, None)
+        return _decode_targets(job, plan, threads, None)
     members = [set(g) for g in groups]
     plans = [{t: f for t, f in plan.items() if f in m} for m in members]
 
     def one(sub: dict[int, int]) -> dict[int, np.ndarray]:
         try:
-            return _decode_targets(path, info, sub, size, policy, 1, mode, loop_filter, None)
+            return _decode_targets(job, sub, 1, None)
         except VideoDecodeError:
             return {}  # a damaged part: the nearest decoded frames stand in, as for lost frames
 
@@ -573,17 +575,10 @@ def _decode_split(
 
 
 def _decode_targets(
-    path: Source,
-    info: VideoInfo,
-    plan: dict[int, int],
-    size: tuple[int, int],
-    policy: ResizePolicy,
-    threads: int,
-    mode: DecodeMode,
-    loop_filter: bool,
-    hwaccel: HWAccel | None,
+    job: _Job, plan: dict[int, int], threads: int, hwaccel: HWAccel | None
 ) -> dict[int, np.ndarray]:
     """Decode the frames `plan` maps to: {frame index: uint8 [H, W, 3]}; raises if none decode."""
+    path, info = job.path, job.info
     got: dict[int, np.ndarray] = {}
     with _open(path, hwaccel) as container:
         stream = _video_stream(container)
@@ -592,16 +587,16 @@ def _decode_targets(
             # (seen with Matroska in memory); in-memory clips are small anyway.
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = threads
-        if not loop_filter:
+        if not job.loop_filter:
             # Codec options apply when the decoder opens, at the first packet decoded.
             stream.codec_context.options = {"skip_loop_filter": "all"}
         try:
-            if mode == "fast":
+            if job.mode == "fast":
                 frames = _decode_fast(container, stream, info, sorted(set(plan.values())))
             else:
                 frames = _decode_wanted(container, stream, info, list(plan))
             for index, frame in frames:
-                got[index] = to_rgb(frame, size, info.rotation, policy)
+                got[index] = to_rgb(frame, job.size, info.rotation, job.policy)
             # Closing a frame-threaded decoder that still holds frames can hang for good
             # (PyAV 18 / FFmpeg 8: seen in exact mode after the last target): drain it first.
             # The frames drained are discarded, so what is returned does not change.
