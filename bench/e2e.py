@@ -133,6 +133,7 @@ def in_process(path: Path, model_dir: Path, requests: int, time_cap: float) -> l
     from models.manifest import ModelManifest
     from service import pipeline
     from service.settings import Settings
+    from service.state import decode_options
 
     settings = Settings(model_dir=model_dir)
     manifest = ModelManifest.load(model_dir)
@@ -140,9 +141,7 @@ def in_process(path: Path, model_dir: Path, requests: int, time_cap: float) -> l
     options.intra_op_num_threads = cores()
     session = ort.InferenceSession(str(Path(model_dir) / manifest.onnx_file), options,
                                    providers=["CPUExecutionProvider"])
-    decode = {"threads": 0 if settings.decode_threads == -1 else settings.decode_threads,
-              "mode": settings.decode_mode, "loop_filter": settings.decode_loop_filter, "hwaccel": None,
-              "workers": cores() if settings.decode_threads == -1 else 1}
+    decode = decode_options(settings, busy=False)  # as an idle service decodes
 
     def once() -> None:
         info = F.probe_video(path)

@@ -33,7 +33,6 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from bench.common import cores
 from models import frames as F
 from models.manifest import ModelManifest
 
@@ -234,6 +233,7 @@ def _tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream
 def main(argv: list[str] | None = None) -> None:
     from service.pipeline import decode_clips, plan_clips
     from service.settings import Settings
+    from service.state import decode_options
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "motion")
@@ -245,9 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     manifest = ModelManifest.load(args.model)
     session = ort.InferenceSession(str(args.model / manifest.onnx_file), providers=["CPUExecutionProvider"])
     variants = {
-        "service defaults": {"threads": 0, "mode": settings.decode_mode, "loop_filter": settings.decode_loop_filter,
-                             "hwaccel": None, "workers": cores()},
-        "exact": {"threads": 0, "mode": "exact", "loop_filter": True, "hwaccel": None, "workers": 1},
+        "service defaults": decode_options(settings, busy=False),
+        "exact": decode_options(settings, busy=False, exact=True),
     }
     right = Counter()
     per_label: dict[str, Counter] = {v: Counter() for v in variants}

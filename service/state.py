@@ -18,6 +18,23 @@ from service.settings import Settings, usable_cores
 log = logging.getLogger("service")
 
 
+def decode_options(settings: Settings, busy: bool, hwaccel: HWAccel | None = None, exact: bool = False) -> dict:
+    """Keyword arguments of models.frames.read_frames for one decode.
+
+    busy: another decode is running. DECODE_THREADS=-1: alone, the GOPs are split over one
+    decoder per core when that beats frame threads (models.frames.split_by_gop); busy, one
+    thread, because the pool already keeps every core busy and extra threads only add
+    switching. exact: the frames asked for, fully filtered, whatever DECODE_MODE and
+    DECODE_LOOP_FILTER say (/summarize reports cuts and keyframes to the frame).
+    """
+    s = settings
+    auto = s.decode_threads == -1
+    threads = (1 if busy else 0) if auto else s.decode_threads
+    return {"threads": threads, "mode": "exact" if exact else s.decode_mode,
+            "loop_filter": True if exact else s.decode_loop_filter, "hwaccel": hwaccel,
+            "workers": usable_cores() if auto and not busy else 1}
+
+
 @dataclass
 class ServiceState:
     settings: Settings
@@ -30,30 +47,9 @@ class ServiceState:
     active_decodes: int = 0
     hwaccel: HWAccel | None = None
 
-    def decode_threads(self) -> int:
-        """FFmpeg threads for the next decode.
-
-        Frame threads cut one request's latency when cores are idle, but under concurrency
-        the pool already keeps every core busy and extra threads only add switching.
-        """
-        setting = self.settings.decode_threads
-        if setting >= 0:
-            return setting
-        return 0 if self.active_decodes == 0 else 1  # called before this decode is counted
-
     def decode_options(self, exact: bool = False) -> dict:
-        """Keyword arguments of models.frames.read_frames for the next decode.
-
-        exact: the frames asked for, fully filtered, whatever DECODE_MODE and
-        DECODE_LOOP_FILTER say (/summarize reports cuts and keyframes to the frame).
-        Automatic threading, alone: the GOPs are split over one decoder per core when that
-        beats frame threads (models.frames.split_by_gop); under concurrency, one thread.
-        """
-        s = self.settings
-        threads = self.decode_threads()
-        workers = usable_cores() if s.decode_threads == -1 and threads == 0 else 1
-        return {"threads": threads, "mode": "exact" if exact else s.decode_mode,
-                "loop_filter": True if exact else s.decode_loop_filter, "hwaccel": self.hwaccel, "workers": workers}
+        """read_frames keywords for the next decode (called before it is counted as active)."""
+        return decode_options(self.settings, self.active_decodes > 0, self.hwaccel, exact)
 
     @property
     def ready(self) -> bool:
