@@ -23,6 +23,41 @@ class ModelOutputs(BaseModel):
     embeddings: str = "embeddings"
 
 
+class SamplingPolicy(BaseModel):
+    """How a clip's T frames are taken from a video.
+
+    `uniform`: the middle of T equal parts of the video (or of a clip window): the default,
+    and what the shipped models and most Hugging Face checkpoints evaluate with.
+    `stride`: T consecutive frames `stride` apart, centred in the window (a model trained on
+    frame-stride clips). `fps`: T frames at `fps` frames per second, centred in the window.
+    """
+
+    policy: Literal["uniform", "stride", "fps"] = "uniform"
+    stride: int | None = Field(default=None, gt=0)
+    fps: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_its_parameter(self) -> SamplingPolicy:
+        if self.policy == "stride" and self.stride is None:
+            raise ValueError("sampling policy 'stride' needs `stride`")
+        if self.policy == "fps" and self.fps is None:
+            raise ValueError("sampling policy 'fps' needs `fps`")
+        return self
+
+
+class DomainSpec(BaseModel):
+    """Statistics of the training data, for the `domain` answer (API.md).
+
+    `file` (in the model directory) holds the statistics; `distance` of a video is compared
+    with `threshold`, calibrated at export on held-out in-domain clips.
+    """
+
+    method: str = Field(description="e.g. 'mahalanobis' (class-conditional Gaussians of the pooled embedding)")
+    file: str = "domain.npz"
+    threshold: float
+    calibration: dict = Field(default_factory=dict, description="how the threshold was chosen, and on what")
+
+
 class ModelManifest(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     version: str = "1"
@@ -32,7 +67,15 @@ class ModelManifest(BaseModel):
     width: int = Field(gt=0)
     mean: list[float] = Field(min_length=3, max_length=3)
     std: list[float] = Field(min_length=3, max_length=3)
-    resize: Literal["stretch", "letterbox"] = "stretch"
+    # stretch: the whole frame scaled to HxW; shorter_side_crop: shorter side scaled to
+    # `resize_shorter` (default min(H, W)), then a centre HxW crop (ImageNet, HF processors);
+    # letterbox: fitted inside HxW on black.
+    resize: Literal["stretch", "shorter_side_crop", "letterbox"] = "stretch"
+    resize_shorter: int | None = Field(default=None, gt=0, description="S for shorter_side_crop")
+    rescale: float = Field(default=1.0 / 255.0, gt=0, description="uint8 pixel -> value range, before mean/std")
+    sampling: SamplingPolicy = SamplingPolicy()
+    architecture: str | None = Field(default=None, description="registry name of the network that was exported")
+    domain: DomainSpec | None = None
     input_name: str = "frames"
     outputs: ModelOutputs = ModelOutputs()
     onnx_file: str = "model.onnx"

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from models.registry import register_architecture
+
 
 @dataclass
 class NetworkConfig:
@@ -130,3 +132,10 @@ class VideoTransformer(nn.Module):
         cls_to_frames = weights.mean(dim=1)[:, 0, 1:]
         attention = cls_to_frames / cls_to_frames.sum(dim=-1, keepdim=True)
         return logits, attention, x[:, 1:]
+
+
+@register_architecture("video_transformer")
+def video_transformer(config: dict) -> VideoTransformer:
+    fields = NetworkConfig.__dataclass_fields__
+    return VideoTransformer(NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in config.items() if k in fields}))
