@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from service import errors
 from service.inference import router as inference_router
 from service.middleware import MetricsMiddleware
+from service.oip import router as oip_router
 from service.ops import health, protected
 from service.repository import ModelLoadError
 from service.settings import Settings
@@ -51,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health)
     app.include_router(protected)
     app.include_router(inference_router)
+    app.include_router(oip_router)
     return app

@@ -92,3 +92,20 @@ class DecodePool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class InlineDecoder:
+    """Decode on the caller's thread, as an idle service would: benchmarks, evaluation, tests.
+
+    The same interface as DecodePool, without threads or a deadline.
+    """
+
+    def __init__(self, settings: Settings, hwaccel: HWAccel | None = None) -> None:
+        self.settings = settings
+        self.hwaccel = hwaccel
+
+    def options(self, exact: bool = False) -> DecodeOptions:
+        return decode_options(self.settings, False, self.hwaccel, exact)
+
+    async def run(self, deadline: float, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)

@@ -16,6 +16,7 @@ from pathlib import Path
 from models.manifest import MANIFEST_FILE, ModelManifest
 from models.preprocess import Preprocessing
 from service.batcher import BatchingWorker
+from service.pipelines import Pipelines
 from service.runtime import OnnxModel
 from service.settings import Settings
 
@@ -33,6 +34,7 @@ class ServedModel:
     runtime: OnnxModel
     worker: BatchingWorker
     preprocessing: Preprocessing
+    pipelines: Pipelines
     warmed_up: bool = False
 
     @property

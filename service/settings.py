@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest upload in bytes")
     max_pixels: int = Field(3840 * 2160, gt=0, description="largest width x height of a video")
     max_duration_s: float = Field(600.0, gt=0, description="longest video in seconds")
+    max_tensor_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="largest POST /v2/models/{name}/infer body in bytes (JSON or binary)"
+    )
     tmp_dir: Path | None = Field(None, description="where uploads are spooled (system temp dir if unset)")
 
     # Batching worker.

@@ -15,6 +15,7 @@ from service.batcher import BatchingWorker
 from service.decoding import DecodePool, decode_options
 from service.errors import ApiError
 from service.metrics import Metrics
+from service.pipelines import PipelineModel, Pipelines
 from service.repository import ServedModel, default_name, discover, load_runtime
 from service.runtime import OnnxModel
 from service.settings import Settings
@@ -101,8 +102,10 @@ class ServiceState:
                 model=name,
             )
             self.decode_pool.on_idle(worker.notify)
-            self.models[name] = ServedModel(name, directory, runtime, worker,
-                                            Preprocessing.from_manifest(runtime.manifest))
+            prep = Preprocessing.from_manifest(runtime.manifest)
+            pipelines = Pipelines.build(PipelineModel(name, runtime.manifest, prep, worker.infer), s,
+                                        self.decode_pool, self.metrics)
+            self.models[name] = ServedModel(name, directory, runtime, worker, prep, pipelines)
             worker.start()
         log.info("serving %d model(s): %s; default: %s", len(self.models), ", ".join(self.models),
                  self.default_model)
