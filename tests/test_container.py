@@ -57,7 +57,7 @@ def test_compose_essentials(compose) -> None:
     assert any(str(p).endswith(":8000") for p in service["ports"])
     volumes = [v for v in service["volumes"] if isinstance(v, dict) and v["type"] == "volume"]
     assert volumes and volumes[0]["source"] in compose["volumes"]
-    assert service["environment"]["MODEL_DIR"].split(":-")[-1].rstrip("}").startswith(volumes[0]["target"])
+    assert service["environment"]["MODEL_REPOSITORY"].split(":-")[-1].rstrip("}").startswith(volumes[0]["target"])
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client")
