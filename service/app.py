@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from service import errors
+from service import errors, web
 from service.inference import router as inference_router
 from service.middleware import MetricsMiddleware
 from service.ops import health, protected
@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Video classification and summaries over ONNX Runtime with dynamic batching",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs from packaged assets, not a CDN (service/web.py)
+        redoc_url=None,
     )
     app.state.service = state
     errors.install(app)
@@ -44,4 +46,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health)
     app.include_router(protected)
     app.include_router(inference_router)
+    web.install(app)
     return app
