@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -35,6 +36,9 @@ import onnxruntime as ort
 
 from models import frames as F
 from models.manifest import ModelManifest
+
+# SVT-AV1 prints a banner and its configuration per encoder it opens; 1 = errors only.
+os.environ.setdefault("SVT_LOG", "1")
 
 LABELS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "blink", "fade_in", "fade_out",
           "static")
