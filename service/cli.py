@@ -120,6 +120,16 @@ def _problem(response: httpx.Response) -> str:
     return f"{response.status_code} {title}: {detail}"
 
 
+def _server_paths(client_url: str, headers: dict[str, str]) -> set[str]:
+    """The endpoints the server offers (its OpenAPI document), to tell 'no such endpoint' from
+    'no such model'; empty when it cannot be read."""
+    try:
+        spec = httpx.get(client_url.rstrip("/") + "/openapi.json", headers=headers, timeout=10).json()
+        return set(spec.get("paths", {}))
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return set()
+
+
 def post_file(args: argparse.Namespace, path: str, params: dict[str, Any]) -> httpx.Response:
     file = Path(args.file)
     if not file.is_file():
@@ -142,6 +152,8 @@ def post_file(args: argparse.Namespace, path: str, params: dict[str, Any]) -> ht
             err.close()
     if response.status_code == 404 and "json" not in response.headers.get("content-type", ""):
         raise ClientError(f"{url}: 404, not a motion-serve endpoint")
+    if response.status_code == 404 and path not in _server_paths(client_url=args.url, headers=headers):
+        raise ClientError(f"404: this server has no {path} endpoint (see {args.url.rstrip('/')}/docs)")
     if response.status_code >= 400:
         raise ClientError(_problem(response))
     return response
@@ -162,7 +174,7 @@ def _video_line(name: str, answer: dict) -> str:
 
 def _labels(labels: list[dict], indent: str = "") -> list[str]:
     w = max(len(x["label"]) for x in labels)
-    return [f"{indent}{x['label']:<{w}}  {x['score']:.3f}  {_bar(x['score'])}" for x in labels]
+    return [f"{indent}{x['label']:<{w}}  {x['score']:.3f}  {_bar(x['score'])}".rstrip() for x in labels]
 
 
 def format_classify(name: str, a: dict) -> str:
