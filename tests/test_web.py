@@ -143,7 +143,9 @@ def test_page_classifies_a_dropped_video_and_draws_attention_with_frames(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "page.png"), full_page=True)
     (SHOTS / "timing.txt").write_text(
-        f"10 s 320x180 H.264 clip, drop to labels: {drop_to_labels:.2f} s; "
+        f"{answer['video']['duration_s']:.0f} s {answer['video']['width']}x{answer['video']['height']} "
+        f"{answer['video']['codec']} clip ({ten_second_clip.stat().st_size / 1e6:.2f} MB), "
+        f"drop to labels: {drop_to_labels:.2f} s; "
         f"drop to every section drawn: {drop_to_all:.2f} s\n"
     )
     assert watch.foreign() == [], f"requests left the origin: {watch.foreign()}"
@@ -160,6 +162,8 @@ def test_page_shows_the_problem_detail_of_a_refused_upload(browser, server: Thre
     text = page.locator("#error").inner_text()
     assert "(400)" in text and "upload a video file" in text, text
     assert page.locator("#labels-section").is_hidden()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "error.png"))
     # The browser logs the 400 itself; nothing else may be logged.
     assert [e for e in watch.console_errors if "status of 400" not in e] == []
     assert watch.foreign() == []
@@ -180,6 +184,8 @@ def test_page_asks_for_the_api_key_and_sends_it(browser, tmp_path: Path, media) 
         page, watch = open_page(browser, srv.url)
         page.wait_for_selector("#auth:not([hidden])")
         assert page.locator("#input").is_hidden()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "api-key.png"))
         page.fill("#api-key", "wrong-key")
         page.click("#auth-submit")
         page.wait_for_selector("#error:not([hidden])")
@@ -208,4 +214,6 @@ def test_docs_render_offline_from_packaged_assets(browser, server: ThreadServer)
     assert watch.foreign() == [], f"/docs fetched from other sites: {watch.foreign()}"
     assert watch.console_errors == []
     assert any("/static/swagger-ui/swagger-ui-bundle.js" in u for u in watch.requests)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "docs.png"))
     page.close()
