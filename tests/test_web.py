@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from models import synthetic
 from tests.conftest import REPO, ThreadServer, write_clip
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
@@ -217,4 +218,22 @@ def test_docs_render_offline_from_packaged_assets(browser, server: ThreadServer)
     assert any("/static/swagger-ui/swagger-ui-bundle.js" in u for u in watch.requests)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "docs.png"))
+    page.close()
+
+
+def test_a_format_the_browser_cannot_play_still_gets_its_answer(browser, server: ThreadServer, tmp_path: Path) -> None:
+    """MJPEG in AVI: the service reads it, chromium cannot; the plot stands, frames say so."""
+    spec = synthetic.draw_spec(1502, "grow")
+    clip = tmp_path / "grow.avi"
+    synthetic.write_video(str(clip), spec, codec="mjpeg", container="avi", pix_fmt="yuvj420p", max_side=160)
+    page, watch = open_page(browser, server.url)
+    page.wait_for_selector("body[data-ready='1']")
+    page.set_input_files("#file", str(clip))
+    page.click("#run")
+    page.wait_for_selector("body[data-state='done']", timeout=60_000)
+    assert page.locator("#labels li .label-name").first.inner_text() == "grow"
+    assert page.locator("#attention-plot g.bar").count() == 16
+    assert page.locator("#frames canvas").count() == 16
+    assert page.locator("#frames canvas[data-drawn='1']").count() == 0
+    assert watch.console_errors == [] and watch.foreign() == []
     page.close()
