@@ -9,6 +9,7 @@ up to DRAIN_GRACE_S to finish before the worker stops.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from types import FrameType
 
@@ -54,7 +55,10 @@ def serve() -> None:
         timeout_graceful_shutdown=settings.drain_grace_s,
         lifespan="on",
     )
-    DrainingServer(config, app, settings.drain_delay_s).run()
+    server = DrainingServer(config, app, settings.drain_delay_s)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # startup failed (e.g. a model directory did not load): said in the log
 
 
 def main() -> None:
