@@ -79,6 +79,9 @@ def test_errors_exit_1_with_the_problem_detail(server: ThreadServer, media) -> N
     too_many = run("classify", str(media["short"]), "--url", server.url, "--top-k", "99")
     assert too_many.returncode == 1 and "422" in too_many.stderr and "top_k" in too_many.stderr
 
+    unknown = run("classify", str(media["short"]), "--url", server.url, "--model", "no-such-model", "-q")
+    assert unknown.returncode == 1 and "404" in unknown.stderr and "no-such-model" in unknown.stderr
+
     missing = run("classify", "/nonexistent/clip.mp4", "--url", server.url)
     assert missing.returncode == 1 and "no such file" in missing.stderr
 
