@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from service import errors
+from service import errors, web
 from service.inference import router as inference_router
 from service.middleware import MetricsMiddleware
 from service.oip import router as oip_router
@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Video classification and summaries over ONNX Runtime with dynamic batching",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs from packaged assets, not a CDN (service/web.py)
+        redoc_url=None,
     )
     app.state.service = state
     errors.install(app)
@@ -53,4 +55,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(protected)
     app.include_router(inference_router)
     app.include_router(oip_router)
+    web.install(app)
     return app
