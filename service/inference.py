@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -13,11 +14,21 @@ import av
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 
-from models.frames import VideoDecodeError, VideoInfo, probe_video, uniform_indices
+from models.cancel import CancelToken, DecodeBudgetExceeded, DecodeCancelled
+from models.frames import (
+    HeaderLimits,
+    VideoDecodeError,
+    VideoInfo,
+    VideoTooLarge,
+    planned_cost,
+    probe_video,
+    uniform_indices,
+)
 from service import pipeline
 from service import summarize as summary
 from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
 from service.errors import ApiError
+from service.guard import RequestGuard
 from service.ops import StateDep
 from service.schemas import ClassifyResponse, Problem, SummarizeResponse
 from service.security import require_api_key
@@ -30,7 +41,7 @@ T = TypeVar("T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 413, 415, 422, 429, 503, 504)
+    for code in (400, 408, 413, 415, 422, 429, 503, 504)
 }
 _UPLOAD_BODY = {
     "requestBody": {
@@ -63,28 +74,73 @@ def _admit(state: ServiceState) -> None:
         raise ApiError(429, "the inference queue is full; retry after the Retry-After delay", _retry(state))
 
 
-async def _blocking(state: ServiceState, deadline: float, fn: Callable[..., T], *args: Any) -> T:
-    """Run decode work in the bounded pool; a bad video is the client's fault (400), never a 5xx."""
+async def _blocking(state: ServiceState, cancel: CancelToken, fn: Callable[..., T], *args: Any,
+                    **kwargs: Any) -> T:
+    """Run decode work in the bounded pool; a bad video is the client's fault (400), never a 5xx.
+
+    The work is stopped through `cancel` (its deadline, the client leaving, the request ending),
+    so a 504 also ends the decode instead of leaving it to run on in its thread.
+    """
     loop = asyncio.get_running_loop()
     state.active_decodes += 1
+    timeout = max(0.0, (cancel.deadline or math.inf) - time.monotonic())
     try:
         return await asyncio.wait_for(
-            loop.run_in_executor(state.decode_pool, functools.partial(fn, *args)),
-            timeout=max(0.0, deadline - time.perf_counter()),
+            loop.run_in_executor(state.decode_pool, functools.partial(fn, *args, **kwargs)), timeout=timeout
         )
     except TimeoutError:
         raise ApiError(
             504, "decoding the video took longer than the request deadline; send a shorter video"
         ) from None
+    except DecodeBudgetExceeded as exc:
+        raise ApiError(413, f"{exc}, above DECODE_BUDGET_MPX; {_BUDGET_ADVICE}") from None
+    except DecodeCancelled as exc:
+        if exc.reason == "deadline":
+            raise ApiError(
+                504, "decoding the video took longer than the request deadline; send a shorter video"
+            ) from None
+        if exc.reason == "drain":
+            raise ApiError(503, "the service is shutting down; retry on another instance", _retry(state)) from None
+        raise ApiError(400, "the client went away before the answer was ready") from None
+    except VideoTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
     except VideoDecodeError as exc:
         raise ApiError(400, f"{exc}; upload a video file such as MP4 (H.264) or WebM") from None
     except (av.error.FFmpegError, ValueError, IndexError, EOFError, OSError) as exc:
         log.warning("undecodable upload: %r", exc)
         raise ApiError(400, f"the video cannot be decoded ({exc}); upload an intact video file") from None
     finally:
+        # A thread still running after a 504 sees the deadline passed at its next packet; after
+        # a drain or the client leaving, the guard has cancelled the token.
         state.active_decodes -= 1
         if state.active_decodes == 0 and state.worker is not None:
             state.worker.notify()  # no clip is on its way: a waiting batch can go now
+
+
+_BUDGET_ADVICE = "re-encode it with keyframes closer together, or send a shorter or smaller video"
+
+
+def _limits(state: ServiceState) -> HeaderLimits:
+    s = state.settings
+    return HeaderLimits(max_pixels=s.max_pixels, max_streams=s.max_streams, max_duration_s=s.max_duration_s)
+
+
+def _guard(state: ServiceState, request: Request) -> RequestGuard:
+    s = state.settings
+    return RequestGuard(request, s.request_timeout_s, int(s.decode_budget_mpx * 1e6))
+
+
+def _check_budget(state: ServiceState, info: VideoInfo, indices: list[int], mode: str) -> None:
+    """Refuse before decoding when the keyframe index says the frames asked for cost too much
+    (e.g. 4K at 120 fps with a keyframe every 5 s: each sampled frame needs hundreds decoded)."""
+    frames = planned_cost(info, indices, "fast" if mode == "fast" else "exact")
+    mpx = frames * info.width * info.height / 1e6
+    if mpx > state.settings.decode_budget_mpx:
+        raise ApiError(
+            413,
+            f"the frames this request samples need {frames} frames of {info.width}x{info.height} decoded "
+            f"({mpx:.0f} megapixels), above the limit of {state.settings.decode_budget_mpx:g}; {_BUDGET_ADVICE}",
+        )
 
 
 async def _infer(state: ServiceState, clips: np.ndarray, deadline: float) -> InferResult:
@@ -155,19 +211,22 @@ async def classify(
         raise ApiError(422, f"top_k must be between 1 and {len(manifest.labels)} (the number of labels)")
     check_request(request, s.max_upload_bytes)
     _admit(state)
-    async with receive_upload(request, s.max_upload_bytes, s.tmp_dir) as path:
+    async with receive_upload(request, s.max_upload_bytes, s.tmp_dir, s.body_timeout_s) as path, \
+            _guard(state, request) as cancel:
         deadline = time.perf_counter() + s.request_timeout_s
         t_decode = time.perf_counter()
-        info = await _blocking(state, deadline, probe_video, path)
+        info = await _blocking(state, cancel, probe_video, path, limits=_limits(state), cancel=cancel)
         _check_limits(state, info)
         clips = pipeline.plan_clips(info, manifest.num_frames, s.clip_window_s, s.max_clips)
         windows = []
         if segments:
             windows = pipeline.plan_windows(info.duration_s, s.timeline_window_s, s.timeline_max_windows)
         window_clips = [uniform_indices(info, manifest.num_frames, a, b) for a, b in windows]
+        options = state.decode_options()
+        _check_budget(state, info, [i for c in clips + window_clips for i in c], options["mode"])
         _, x = await _blocking(
-            state, deadline, pipeline.decode_clips,
-            path, info, clips + window_clips, manifest, state.decode_options(),
+            state, cancel, pipeline.decode_clips,
+            path, info, clips + window_clips, manifest, options, cancel=cancel,
         )
         decode_s = time.perf_counter() - t_decode
         state.metrics.decode.labels(endpoint="/classify").observe(decode_s)
@@ -216,18 +275,20 @@ async def summarize(
     manifest = state.model.manifest
     check_request(request, s.max_upload_bytes)
     _admit(state)
-    async with receive_upload(request, s.max_upload_bytes, s.tmp_dir) as path:
+    async with receive_upload(request, s.max_upload_bytes, s.tmp_dir, s.body_timeout_s) as path, \
+            _guard(state, request) as cancel:
         deadline = time.perf_counter() + s.request_timeout_s
         t_decode = time.perf_counter()
-        info = await _blocking(state, deadline, probe_video, path)
+        info = await _blocking(state, cancel, probe_video, path, limits=_limits(state), cancel=cancel)
         _check_limits(state, info)
         indices = list(summary.plan_summary_indices(info, s.summarize_fps, s.summarize_max_frames))
         chunks = pipeline.chunk_indices(indices, manifest.num_frames)
+        _check_budget(state, info, indices, "exact")
         frames_u8, x = await _blocking(
             # Exact frames: cut positions and keyframe indices are reported to the frame (and the
             # loop filter stays on: without it F1 fell from 0.980 to 0.974 in bench.scenes).
-            state, deadline, pipeline.decode_clips, path, info, chunks, manifest,
-            state.decode_options(exact=True),
+            state, cancel, pipeline.decode_clips, path, info, chunks, manifest,
+            state.decode_options(exact=True), cancel=cancel,
         )
         decode_s = time.perf_counter() - t_decode
         result = await _infer(state, x, deadline)
@@ -237,7 +298,7 @@ async def summarize(
         frames = frames_u8.reshape(-1, *frames_u8.shape[2:])[:n]
         timestamps = [info.timestamp(i) for i in indices]
         segs, keys = await _blocking(
-            state, deadline, summary.summarize, frames, indices, timestamps,
+            state, cancel, summary.summarize, frames, indices, timestamps,
             np.ascontiguousarray(embeddings, np.float32), np.ascontiguousarray(attention, np.float32),
             info.duration_s, info.frame_count, max_keyframes,
         )
@@ -245,8 +306,8 @@ async def summarize(
         if thumbnails:
             t_thumbs = time.perf_counter()
             for i, k in enumerate(keys):
-                thumbs[i] = await _blocking(state, deadline, summary.jpeg_data_uri, path, info, k.index,
-                                            s.thumbnail_max_side)
+                thumbs[i] = await _blocking(state, cancel, summary.jpeg_data_uri, path, info, k.index,
+                                            s.thumbnail_max_side, cancel=cancel)
             decode_s += time.perf_counter() - t_thumbs
         state.metrics.decode.labels(endpoint="/summarize").observe(decode_s)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.cancel import CancelToken
 from models.frames import VideoInfo, normalize, read_frames, uniform_indices
 from models.manifest import ModelManifest
 
@@ -49,14 +50,15 @@ def chunk_indices(indices: list[int], num_frames: int) -> list[list[int]]:
 
 
 def decode_clips(
-    path: Path, info: VideoInfo, clips: list[list[int]], manifest: ModelManifest, options: dict
+    path: Path, info: VideoInfo, clips: list[list[int]], manifest: ModelManifest, options: dict,
+    cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W]).
 
     `options`: read_frames keywords (threads, mode, loop_filter, hwaccel).
     """
     flat = [i for clip in clips for i in clip]
-    frames = read_frames(path, info, flat, manifest.size, manifest.resize, **options)
+    frames = read_frames(path, info, flat, manifest.size, manifest.resize, **options, cancel=cancel)
     frames = frames.reshape(len(clips), manifest.num_frames, *frames.shape[1:])
     return frames, normalize(frames, manifest.mean, manifest.std)
 

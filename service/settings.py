@@ -41,6 +41,24 @@ class Settings(BaseSettings):
     max_pixels: int = Field(3840 * 2160, gt=0, description="largest width x height of a video")
     max_duration_s: float = Field(600.0, gt=0, description="longest video in seconds")
     tmp_dir: Path | None = Field(None, description="where uploads are spooled (system temp dir if unset)")
+    max_streams: int = Field(
+        16, ge=1, description="most streams in an upload (any kind); beyond that 413, from the headers"
+    )
+    decode_budget_mpx: float = Field(
+        40000.0, gt=0,
+        description="most megapixels of frames one request may decode (planned from the keyframe index "
+        "before decoding, and counted while decoding); beyond that 413",
+    )
+    body_timeout_s: float = Field(
+        15.0, gt=0, description="longest pause while an upload arrives; beyond it 408 and the temp file is deleted"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="longest time to receive a request's headers; beyond it 408"
+    )
+    max_header_bytes: int = Field(
+        65536, ge=1024, description="largest request line plus headers in bytes; beyond that 431"
+    )
+    max_header_count: int = Field(100, ge=8, description="most request headers; beyond that 431")
 
     # Batching worker.
     max_batch_size: int = Field(16, ge=1, description="most clips in one inference batch")

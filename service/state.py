@@ -14,6 +14,7 @@ from service.batcher import BatchingWorker
 from service.metrics import Metrics
 from service.runtime import OnnxModel
 from service.settings import Settings, usable_cores
+from service.upload import sweep_leftovers
 
 log = logging.getLogger("service")
 
@@ -46,6 +47,8 @@ class ServiceState:
     draining: bool = False
     active_decodes: int = 0
     hwaccel: HWAccel | None = None
+    inflight: set = field(default_factory=set)  # service.guard.Inflight of running HTTP requests
+    loop: asyncio.AbstractEventLoop | None = None
 
     def decode_options(self, exact: bool = False) -> dict:
         """read_frames keywords for the next decode (called before it is counted as active)."""
@@ -57,6 +60,8 @@ class ServiceState:
 
     async def start(self) -> None:
         s = self.settings
+        self.loop = asyncio.get_running_loop()
+        sweep_leftovers(s.tmp_dir)  # uploads of a killed predecessor
         # Load in a thread: hashing and parsing a large graph should not block the loop.
         self.model = await asyncio.to_thread(
             OnnxModel,
