@@ -74,16 +74,16 @@ def _admit(state: ServiceState) -> None:
         raise ApiError(429, "the inference queue is full; retry after the Retry-After delay", _retry(state))
 
 
-async def _blocking(state: ServiceState, cancel: CancelToken, fn: Callable[..., T], *args: Any,
+async def _blocking(state: ServiceState, token: CancelToken, fn: Callable[..., T], /, *args: Any,
                     **kwargs: Any) -> T:
     """Run decode work in the bounded pool; a bad video is the client's fault (400), never a 5xx.
 
-    The work is stopped through `cancel` (its deadline, the client leaving, the request ending),
+    The work is stopped through `token` (its deadline, the client leaving, the request ending),
     so a 504 also ends the decode instead of leaving it to run on in its thread.
     """
     loop = asyncio.get_running_loop()
     state.active_decodes += 1
-    timeout = max(0.0, (cancel.deadline or math.inf) - time.monotonic())
+    timeout = max(0.0, (token.deadline or math.inf) - time.monotonic())
     try:
         return await asyncio.wait_for(
             loop.run_in_executor(state.decode_pool, functools.partial(fn, *args, **kwargs)), timeout=timeout

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -78,9 +79,9 @@ def bomb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def slow_video(bomb_dir: Path) -> Path:
-    """720p, 60 fps, 120 s of one colour, a keyframe every 5 s: 150 KB that /summarize must
-    decode nearly whole (each of its samples lies deep in a GOP): seconds of CPU."""
-    return bombs.solid_bomb(bomb_dir / "slow.mp4", 1280, 720, fps=60, seconds=120, gop=300)
+    """720p, 60 fps, 240 s of one colour, a keyframe every 5 s: 300 KB that /summarize must
+    decode nearly whole (each of its samples lies deep in a GOP): many seconds of CPU."""
+    return bombs.solid_bomb(bomb_dir / "slow.mp4", 1280, 720, fps=60, seconds=240, gop=300)
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +160,9 @@ def test_decode_stops_after_504(hostile: ProcServer, slow_video: Path) -> None:
     before = hostile.cpu_s()
     time.sleep(2.5)
     spent = hostile.cpu_s() - before
+    print(f"CPU after 504: {spent:.2f} s")
     # Before the fix both decoders ran on for seconds after the answer.
-    assert spent < 0.5, f"{spent:.2f} CPU s spent on a request already answered 504"
+    assert spent < 0.25, f"{spent:.2f} CPU s spent on a request already answered 504"
 
 
 @pytest.mark.timeout(120)
@@ -174,7 +176,8 @@ def test_decode_stops_when_client_goes(hostile: ProcServer, slow_video: Path) ->
     before = hostile.cpu_s()
     time.sleep(1.5)  # still before the 3 s deadline would stop it
     spent = hostile.cpu_s() - before
-    assert spent < 0.4, f"{spent:.2f} CPU s spent decoding for a client that left"
+    print(f"CPU after the client left: {spent:.2f} s")
+    assert spent < 0.25, f"{spent:.2f} CPU s spent decoding for a client that left"
     assert list(hostile.tmp_dir.iterdir()) == []
 
 
@@ -185,12 +188,17 @@ def test_huge_coded_size_refused_before_decoding(hostile: ProcServer, bomb_dir: 
     # ~100 KB of H.264 whose one frame is 8192x4320 (53 MB as YUV, 106 MB as RGB).
     bomb = bombs.header_bomb(bomb_dir / "huge.mp4", 8192, 4320, codec="libx264")
     peak = hostile.status_kb("VmHWM")
-    with httpx.Client(timeout=60, headers=AUTH) as c:
-        for _ in range(2):
-            body = assert_problem(post_video(c, hostile.url + "/classify", bomb), 413)
-            assert "8192x4320" in body["detail"]
+
+    def call(_: int) -> httpx.Response:
+        with httpx.Client(timeout=60, headers=AUTH) as c:
+            return post_video(c, hostile.url + "/classify", bomb)
+
+    with ThreadPoolExecutor(4) as pool:  # four at once, as the attack in the issue
+        for r in pool.map(call, range(4)):
+            assert "8192x4320" in assert_problem(r, 413)["detail"]
     grown_mb = (hostile.status_kb("VmHWM") - peak) / 1024
-    assert grown_mb < 40, f"the peak RSS grew by {grown_mb:.0f} MB for a refused video"
+    print(f"peak RSS growth after 4 header bombs: {grown_mb:.1f} MB")
+    assert grown_mb < 60, f"the peak RSS grew by {grown_mb:.0f} MB for a refused video"
 
 
 @pytest.mark.timeout(120)
