@@ -50,6 +50,7 @@ class HeaderLimits:
     max_pixels: int | None = None  # coded width x height
     max_streams: int | None = None
     max_duration_s: float | None = None  # demuxing stops once the timestamps pass it
+    max_metadata: int | None = None  # tags of the container and its streams, together
 
     def decoder_options(self) -> dict[str, str]:
         # FFmpeg's own backstop for any decoder opened while probing (find_stream_info's
@@ -158,6 +159,13 @@ def probe_video(path: Source, *, limits: HeaderLimits | None = None, cancel: Can
     before the first frame is decoded. `cancel` is checked while demuxing.
     """
     with _open(path, limits=limits) as container:
+        if limits is not None and limits.max_metadata is not None:
+            tags = len(container.metadata) + sum(len(s.metadata) for s in container.streams)
+            if tags > limits.max_metadata:
+                raise VideoTooLarge(
+                    f"the file carries {tags} metadata tags, above the limit of {limits.max_metadata}; "
+                    "strip them (e.g. ffmpeg -i in.mkv -map_metadata -1 -c copy out.mkv)"
+                )
         stream = _video_stream(container)
         _check_header(stream, limits)
         if limits is not None:

@@ -7,7 +7,8 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import av
@@ -30,6 +31,7 @@ from service.batcher import DeadlineExceededError, InferResult, QueueFullError, 
 from service.errors import ApiError
 from service.guard import RequestGuard
 from service.ops import StateDep
+from service.probe_pool import ProbeTimeout
 from service.schemas import ClassifyResponse, Problem, SummarizeResponse
 from service.security import require_api_key
 from service.state import ServiceState
@@ -82,12 +84,18 @@ async def _blocking(state: ServiceState, token: CancelToken, fn: Callable[..., T
     so a 504 also ends the decode instead of leaving it to run on in its thread.
     """
     loop = asyncio.get_running_loop()
-    state.active_decodes += 1
     timeout = max(0.0, (token.deadline or math.inf) - time.monotonic())
+    work = loop.run_in_executor(state.decode_pool, functools.partial(fn, *args, **kwargs))
+    return await _blocking_async(state, asyncio.wait_for(work, timeout=timeout))
+
+
+async def _blocking_async(state: ServiceState, work: Awaitable[T]) -> T:
+    """Await decode work, counted as an active decode, with its failures as client errors."""
+    state.active_decodes += 1
     try:
-        return await asyncio.wait_for(
-            loop.run_in_executor(state.decode_pool, functools.partial(fn, *args, **kwargs)), timeout=timeout
-        )
+        return await work
+    except ProbeTimeout as exc:
+        raise ApiError(413, f"{exc} (PROBE_TIMEOUT_S): the container is too complex; remux it") from None
     except TimeoutError:
         raise ApiError(
             504, "decoding the video took longer than the request deadline; send a shorter video"
@@ -122,7 +130,27 @@ _BUDGET_ADVICE = "re-encode it with keyframes closer together, or send a shorter
 
 def _limits(state: ServiceState) -> HeaderLimits:
     s = state.settings
-    return HeaderLimits(max_pixels=s.max_pixels, max_streams=s.max_streams, max_duration_s=s.max_duration_s)
+    return HeaderLimits(max_pixels=s.max_pixels, max_streams=s.max_streams, max_duration_s=s.max_duration_s,
+                        max_metadata=s.max_metadata_entries)
+
+
+async def _probe(state: ServiceState, token: CancelToken, path: Path) -> VideoInfo:
+    """The upload's VideoInfo, from a probe worker process when there are any (see probe_pool)."""
+    pool = state.probe_pool
+    if pool is None:
+        return await _blocking(state, token, probe_video, path, limits=_limits(state), cancel=token)
+    remaining = max(0.0, (token.deadline or math.inf) - time.monotonic())
+    timeout = min(state.settings.probe_timeout_s, remaining)
+
+    async def run(path: Path) -> VideoInfo:
+        try:
+            return await pool.probe(path, _limits(state), timeout)
+        except ProbeTimeout:
+            if timeout < state.settings.probe_timeout_s:
+                raise TimeoutError from None  # the request's deadline came first: 504
+            raise
+
+    return await _blocking_async(state, run(path))
 
 
 def _guard(state: ServiceState, request: Request) -> RequestGuard:
@@ -215,7 +243,7 @@ async def classify(
             _guard(state, request) as cancel:
         deadline = time.perf_counter() + s.request_timeout_s
         t_decode = time.perf_counter()
-        info = await _blocking(state, cancel, probe_video, path, limits=_limits(state), cancel=cancel)
+        info = await _probe(state, cancel, path)
         _check_limits(state, info)
         clips = pipeline.plan_clips(info, manifest.num_frames, s.clip_window_s, s.max_clips)
         windows = []
@@ -279,7 +307,7 @@ async def summarize(
             _guard(state, request) as cancel:
         deadline = time.perf_counter() + s.request_timeout_s
         t_decode = time.perf_counter()
-        info = await _blocking(state, cancel, probe_video, path, limits=_limits(state), cancel=cancel)
+        info = await _probe(state, cancel, path)
         _check_limits(state, info)
         indices = list(summary.plan_summary_indices(info, s.summarize_fps, s.summarize_max_frames))
         chunks = pipeline.chunk_indices(indices, manifest.num_frames)

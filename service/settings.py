@@ -49,6 +49,16 @@ class Settings(BaseSettings):
         description="most megapixels of frames one request may decode (planned from the keyframe index "
         "before decoding, and counted while decoding); beyond that 413",
     )
+    max_metadata_entries: int = Field(
+        1000, ge=0, description="most metadata tags in an upload (container and streams); beyond that 413"
+    )
+    probe_workers: int = Field(
+        2, ge=0, description="processes that open and index uploads (killed when their request ends); "
+        "0: in the decode threads, where a container's headers cannot be interrupted",
+    )
+    probe_timeout_s: float = Field(
+        10.0, gt=0, description="longest time to open and index an upload; beyond it 413"
+    )
     body_timeout_s: float = Field(
         15.0, gt=0, description="longest pause while an upload arrives; beyond it 408 and the temp file is deleted"
     )

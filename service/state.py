@@ -12,6 +12,7 @@ from av.codec.hwaccel import HWAccel
 from models.frames import hardware_decoder
 from service.batcher import BatchingWorker
 from service.metrics import Metrics
+from service.probe_pool import ProbePool
 from service.runtime import OnnxModel
 from service.settings import Settings, usable_cores
 from service.upload import sweep_leftovers
@@ -47,6 +48,7 @@ class ServiceState:
     draining: bool = False
     active_decodes: int = 0
     hwaccel: HWAccel | None = None
+    probe_pool: ProbePool | None = None
     inflight: set = field(default_factory=set)  # service.guard.Inflight of running HTTP requests
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -79,6 +81,8 @@ class ServiceState:
             else:
                 log.info("decoding with hardware decoder %r", s.hwaccel)
         self.decode_pool = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="decode")
+        if s.probe_workers:
+            self.probe_pool = await asyncio.to_thread(ProbePool, s.probe_workers)
         self.worker = BatchingWorker(
             self.model.run,
             max_batch_size=s.max_batch_size,
@@ -107,3 +111,5 @@ class ServiceState:
             await self.worker.stop()
         if self.decode_pool is not None:
             self.decode_pool.shutdown(wait=False, cancel_futures=True)
+        if self.probe_pool is not None:
+            await asyncio.to_thread(self.probe_pool.close)

@@ -56,9 +56,8 @@ class ProcServer:
         return self.proc.pid
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds of the whole process, all threads."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds of the server and its child processes (probe workers)."""
+        return sum(_cpu(pid) for pid in _tree(self.pid))
 
     def status_kb(self, key: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -70,6 +69,34 @@ class ProcServer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = _stat(pid)
+    except OSError:
+        return 0.0  # gone meanwhile
+    # utime, stime, and those of its waited-for children (workers killed and reaped).
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [p for p, pp in parents.items() if pp in frontier]
+        tree += frontier
+    return tree
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +123,7 @@ def hostile(hostile_dir: Path) -> Iterator[ProcServer]:
         hostile_dir, hostile_dir.parent / "server.log",
         api_key=KEY, request_timeout_s=3, max_pixels=1280 * 720, max_duration_s=300, max_streams=8,
         max_upload_bytes=2_000_000, body_timeout_s=1, header_timeout_s=2, max_header_bytes=16384,
-        max_header_count=64,
+        max_header_count=64, probe_timeout_s=2,
     )
     yield srv
     srv.kill()
@@ -179,6 +206,23 @@ def test_decode_stops_when_client_goes(hostile: ProcServer, slow_video: Path) ->
     print(f"CPU after the client left: {spent:.2f} s")
     assert spent < 0.25, f"{spent:.2f} CPU s spent decoding for a client that left"
     assert list(hostile.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.timeout(120)
+def test_tag_bomb_stops_with_its_answer(hostile: ProcServer, bomb_dir: Path) -> None:
+    # 15k distinct Matroska tags: seconds inside one FFmpeg call that no check can interrupt
+    # (200k kept a core busy for 10 minutes); only a process can be stopped there.
+    base = bombs.small_mkv(bomb_dir / "base.mkv")
+    bomb = bombs.tag_bomb(bomb_dir / "tags.mkv", 15_000, base)
+    with httpx.Client(timeout=60, headers=AUTH) as c:
+        r = post_video(c, hostile.url + "/classify", bomb)
+    assert r.status_code in (413, 504), r.text
+    time.sleep(0.5)
+    before = hostile.cpu_s()
+    time.sleep(2.0)
+    spent = hostile.cpu_s() - before
+    print(f"CPU after the tag bomb's answer: {spent:.2f} s")
+    assert spent < 0.25, f"{spent:.2f} CPU s spent on a request already answered {r.status_code}"
 
 
 # ------------------------------------------------------------------ 2, 3: header bombs
