@@ -268,18 +268,28 @@ def drain_probe(repo: Path, tmp: Path, slow: Path) -> Row:
 
 
 def make_bombs(d: Path, scale: dict, clip_dir: Path) -> dict[str, Path]:
+    """Write the bombs once (kept in `d` and reused)."""
     w, h, fps, secs, gop = scale["solid"]
-    out = {}
-    print("making bombs ...", flush=True)
-    out["solid"] = bombs.solid_bomb(d / f"solid_{w}x{h}_{fps}_{secs}.mp4", w, h, fps, secs, gop)
     hw, hh = scale["hevc"]
-    out["hevc"] = bombs.header_bomb(d / f"hevc_{hw}x{hh}.mp4", hw, hh, "libx265")
-    out["streams"] = bombs.stream_bomb(d / f"streams_{scale['streams']}.mkv", scale["streams"])
-    base = bombs.small_mkv(d / "base.mkv")
-    out["tags"] = bombs.tag_bomb(d / f"tags_{scale['tags']}.mkv", scale["tags"], base)
-    out["clip"] = _short_clip(clip_dir / "small.mp4")
-    for k, p in out.items():
-        print(f"  {k}: {p.name} {p.stat().st_size / 1e6:.2f} MB", flush=True)
+    base = d / "base.mkv"
+    plan: dict[str, tuple[Path, Callable[[Path], Path]]] = {
+        # HEVC first: x265 after x264 in one process once failed to mux ("patches welcome").
+        "hevc": (d / f"hevc_{hw}x{hh}.mp4", lambda p: bombs.header_bomb(p, hw, hh, "libx265")),
+        "solid": (d / f"solid_{w}x{h}_{fps}_{secs}.mp4", lambda p: bombs.solid_bomb(p, w, h, fps, secs, gop)),
+        "streams": (d / f"streams_{scale['streams']}.mkv", lambda p: bombs.stream_bomb(p, scale["streams"])),
+        "tags": (d / f"tags_{scale['tags']}.mkv",
+                 lambda p: bombs.tag_bomb(p, scale["tags"], bombs.small_mkv(base))),
+        "clip": (clip_dir / "small.mp4", _short_clip),
+    }
+    out = {}
+    for k, (path, make) in plan.items():
+        if not path.exists() or path.stat().st_size < 1000:
+            print(f"making {path.name} ...", flush=True)
+            tmp = path.with_name("tmp-" + path.name)
+            make(tmp)
+            tmp.rename(path)
+        out[k] = path
+        print(f"  {k}: {path.name} {path.stat().st_size / 1e6:.2f} MB", flush=True)
     return out
 
 

@@ -106,9 +106,10 @@ def bomb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def slow_video(bomb_dir: Path) -> Path:
-    """720p, 60 fps, 240 s of one colour, a keyframe every 5 s: 300 KB that /summarize must
-    decode nearly whole (each of its samples lies deep in a GOP): many seconds of CPU."""
-    return bombs.solid_bomb(bomb_dir / "slow.mp4", 1280, 720, fps=60, seconds=240, gop=300)
+    """1080p, 60 fps, 600 s of one colour, a keyframe every 5 s: 1.3 MB that /summarize must
+    decode mostly (its 256 samples lie deep in 120 GOPs): tens of CPU seconds, far past any
+    deadline here, on a fast machine too."""
+    return bombs.solid_bomb(bomb_dir / "slow.mp4", 1920, 1080, fps=60, seconds=600, gop=300)
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +122,9 @@ def hostile(hostile_dir: Path) -> Iterator[ProcServer]:
     hostile_dir.mkdir(parents=True, exist_ok=True)
     srv = ProcServer(
         hostile_dir, hostile_dir.parent / "server.log",
-        api_key=KEY, request_timeout_s=3, max_pixels=1280 * 720, max_duration_s=300, max_streams=8,
-        max_upload_bytes=2_000_000, body_timeout_s=1, header_timeout_s=2, max_header_bytes=16384,
+        api_key=KEY, request_timeout_s=3, max_pixels=1920 * 1080, max_duration_s=600, max_streams=8,
+        decode_budget_mpx=1e7,  # the budget is tested on `restarted`: here decoding must start
+        max_upload_bytes=3_000_000, body_timeout_s=1, header_timeout_s=2, max_header_bytes=16384,
         max_header_count=64, probe_timeout_s=2,
     )
     yield srv
@@ -210,10 +212,10 @@ def test_decode_stops_when_client_goes(hostile: ProcServer, slow_video: Path) ->
 
 @pytest.mark.timeout(120)
 def test_tag_bomb_stops_with_its_answer(hostile: ProcServer, bomb_dir: Path) -> None:
-    # 15k distinct Matroska tags: seconds inside one FFmpeg call that no check can interrupt
+    # 30k distinct Matroska tags: seconds inside one FFmpeg call that no check can interrupt
     # (200k kept a core busy for 10 minutes); only a process can be stopped there.
     base = bombs.small_mkv(bomb_dir / "base.mkv")
-    bomb = bombs.tag_bomb(bomb_dir / "tags.mkv", 15_000, base)
+    bomb = bombs.tag_bomb(bomb_dir / "tags.mkv", 30_000, base)
     with httpx.Client(timeout=60, headers=AUTH) as c:
         r = post_video(c, hostile.url + "/classify", bomb)
     assert r.status_code in (413, 504), r.text
@@ -282,7 +284,7 @@ def test_chunked_extra_parts_count_against_the_limit(
     hostile: ProcServer, media: dict[str, Path], extra: str
 ) -> None:
     boundary = b"b0und4ry"
-    big = b"z" * 2_500_000  # above MAX_UPLOAD_BYTES (2 MB), in a part that is not the video
+    big = b"z" * 3_500_000  # above MAX_UPLOAD_BYTES (3 MB), in a part that is not the video
     parts = [("file", media["short"].read_bytes()), ("note" if extra == "field" else "file", big)]
     body = multipart(boundary, parts)
 
@@ -383,7 +385,7 @@ def restarted(hostile: ProcServer, hostile_dir: Path) -> Iterator[ProcServer]:
     (hostile_dir / (PREFIX + "lookalike.txt")).write_bytes(b"keep")
     time.sleep(2.1)  # the sweep spares files younger than 2 s (another instance creating them)
     srv = ProcServer(hostile_dir, hostile_dir.parent / "restarted.log", api_key=KEY,
-                     decode_budget_mpx=1000, inference_delay_ms=3000, drain_grace_s=1, max_duration_s=300)
+                     decode_budget_mpx=1000, inference_delay_ms=3000, drain_grace_s=1, max_duration_s=600)
     srv.leftovers = left  # type: ignore[attr-defined]
     yield srv
     srv.kill()
