@@ -47,6 +47,7 @@ class _FileSink:
         self.limit = limit
         self.size = 0
         self.found = False
+        self.ended = False  # the closing boundary was seen
         self._header_field = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
@@ -62,8 +63,6 @@ class _FileSink:
             "on_headers_finished": self._headers_finished,
             "on_end": self._end,
         }
-
-    ended = False  # the closing boundary was seen
 
     def _end(self) -> None:
         self.ended = True
