@@ -10,6 +10,7 @@ moment later, finds nothing left to answer with its text/plain 500.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from types import FrameType
 
@@ -68,7 +69,10 @@ def main() -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(settings)
-    DrainingServer(server_config(app, settings), app, settings.drain_delay_s, settings.drain_grace_s).run()
+    server = DrainingServer(server_config(app, settings), app, settings.drain_delay_s, settings.drain_grace_s)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # startup failed (e.g. a model directory did not load): said in the log
 
 
 def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
