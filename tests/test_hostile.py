@@ -407,8 +407,9 @@ def test_decode_budget_refuses_before_decoding(restarted: ProcServer, slow_video
         start = time.monotonic()
         body = assert_problem(post_video(c, restarted.url + "/summarize", slow_video), 413)
         took = time.monotonic() - start
-    assert "megapixels" in body["detail"] and took < 5
-    assert restarted.cpu_s() - cpu < 2.0
+    # Refused from the index: no frame decoded (decoding it takes tens of CPU seconds).
+    assert "megapixels" in body["detail"] and took < 15
+    assert restarted.cpu_s() - cpu < 4.0
 
 
 # ------------------------------------------------------------------ 7: drain (stops `restarted`)
