@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from service import errors, web
+from service import errors, openapi, web
+from service.guard import InflightMiddleware
 from service.inference import router as inference_router
 from service.middleware import MetricsMiddleware
 from service.oip import router as oip_router
@@ -50,10 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = state
     errors.install(app)
+    app.add_middleware(InflightMiddleware, state=state)  # inside the metrics: its 503s are counted
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.include_router(health)
     app.include_router(protected)
     app.include_router(inference_router)
     app.include_router(oip_router)
     web.install(app)
+    openapi.install(app, settings)
     return app

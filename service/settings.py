@@ -60,6 +60,34 @@ class Settings(BaseSettings):
         256 * 1024 * 1024, gt=0, description="largest POST /v2/models/{name}/infer body in bytes (JSON or binary)"
     )
     tmp_dir: Path | None = Field(None, description="where uploads are spooled (system temp dir if unset)")
+    max_streams: int = Field(
+        16, ge=1, description="most streams in an upload (any kind); beyond that 413, from the headers"
+    )
+    decode_budget_mpx: float = Field(
+        40000.0, gt=0,
+        description="most megapixels of frames one request may decode (planned from the keyframe index "
+        "before decoding, and counted while decoding); beyond that 413",
+    )
+    max_metadata_entries: int = Field(
+        1000, ge=0, description="most metadata tags in an upload (container and streams); beyond that 413"
+    )
+    probe_workers: int = Field(
+        2, ge=0, description="processes that open and index uploads (killed when their request ends); "
+        "0: in the decode threads, where a container's headers cannot be interrupted",
+    )
+    probe_timeout_s: float = Field(
+        10.0, gt=0, description="longest time to open and index an upload; beyond it 413"
+    )
+    body_timeout_s: float = Field(
+        15.0, gt=0, description="longest pause while an upload arrives; beyond it 408 and the temp file is deleted"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="longest time to receive a request's headers; beyond it 408"
+    )
+    max_header_bytes: int = Field(
+        65536, ge=1024, description="largest request line plus headers in bytes; beyond that 431"
+    )
+    max_header_count: int = Field(100, ge=8, description="most request headers; beyond that 431")
 
     # Batching worker.
     max_batch_size: int = Field(16, ge=1, description="most clips in one inference batch")
