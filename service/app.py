@@ -9,28 +9,33 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from service import errors
+from service.aux_models import AuxModels
 from service.inference import router as inference_router
 from service.middleware import MetricsMiddleware
 from service.ops import health, protected
 from service.settings import Settings
 from service.state import ServiceState
+from service.transcribe import router as transcribe_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     state = ServiceState(settings)
+    aux = AuxModels(settings, state.metrics.registry)  # speech and OCR (/transcribe, text=true)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # A model that cannot load stops startup (the process exits); warm-up runs after
         # startup so that /healthz answers and /readyz says 503 until it is done.
         await state.start()
+        aux.start()
         warm_up = asyncio.create_task(state.warm_up())
         try:
             yield
         finally:
             warm_up.cancel()
             await state.stop()
+            await aux.stop()
 
     app = FastAPI(
         title="motion-serve",
@@ -39,9 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = state
+    app.state.aux = aux
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.include_router(health)
     app.include_router(protected)
     app.include_router(inference_router)
+    app.include_router(transcribe_router)
     return app

@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 
 from models.frames import VideoDecodeError, VideoInfo, probe_video, uniform_indices
-from service import pipeline
+from service import onscreen, pipeline
 from service import summarize as summary
 from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
 from service.errors import ApiError
@@ -209,6 +209,7 @@ async def summarize(
     state: StateDep,
     max_keyframes: Annotated[int, Query(ge=1, le=64, description="upper bound on keyframes")] = 8,
     thumbnails: Annotated[bool, Query(description="embed a JPEG of each keyframe")] = False,
+    text: Annotated[bool, Query(description="read the on-screen text of each keyframe (OCR)")] = False,
 ) -> dict:
     start = time.perf_counter()
     s = state.settings
@@ -216,6 +217,8 @@ async def summarize(
     manifest = state.model.manifest
     check_request(request, s.max_upload_bytes)
     _admit(state)
+    if text:
+        onscreen.admit(request)
     async with receive_upload(request, s.max_upload_bytes, s.tmp_dir) as path:
         deadline = time.perf_counter() + s.request_timeout_s
         t_decode = time.perf_counter()
@@ -249,6 +252,7 @@ async def summarize(
                                             s.thumbnail_max_side)
             decode_s += time.perf_counter() - t_thumbs
         state.metrics.decode.labels(endpoint="/summarize").observe(decode_s)
+        texts = await onscreen.read_text(request, path, info, keys, segs) if text else [None] * len(keys)
 
     return {
         "model": _model_ref(state),
@@ -260,7 +264,8 @@ async def summarize(
         ],
         "keyframes": [
             {"index": int(k.index), "timestamp_s": pipeline.finite(k.timestamp_s),
-             "score": pipeline.finite(k.score), "segment": int(k.segment), "thumbnail": thumbs[i]}
+             "score": pipeline.finite(k.score), "segment": int(k.segment), "thumbnail": thumbs[i],
+             "text": texts[i]}
             for i, k in enumerate(keys)
         ],
         "timings_ms": {

@@ -69,8 +69,9 @@ def _loaded(state: ServiceState, name: str) -> None:
 
 
 @protected.get("/v1/models", response_model=ModelList)
-async def list_models(state: StateDep) -> ModelList:
-    return ModelList(models=[_model_info(state)])
+async def list_models(request: Request, state: StateDep) -> ModelList:
+    aux = getattr(request.app.state, "aux", None)
+    return ModelList(models=[_model_info(state)], auxiliary=aux.describe() if aux is not None else [])
 
 
 def _tensor(name: str, datatype: str, shape: list) -> TensorMeta:
