@@ -27,6 +27,11 @@ SAMPLE_RATE = 16000
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe")
 
 
+def _reason(exc: Exception) -> str:
+    """FFmpeg's words without the file name (the spooled upload's path means nothing to a client)."""
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
 class MediaError(ValueError):
     """The upload is not audio or video that can be read (a client fault: 400)."""
 
@@ -43,7 +48,7 @@ def probe_media(path: str | Path) -> MediaInfo:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"the file is neither audio nor video that FFmpeg can read ({exc})") from None
+        raise MediaError(f"the file is neither audio nor video that FFmpeg can read ({_reason(exc)})") from None
     with container:
         audio = container.streams.audio
         video = [s for s in container.streams.video if container.format.name not in _IMAGE_FORMATS]
@@ -72,7 +77,7 @@ def decode_audio(path: str | Path, max_seconds: float, stop: threading.Event | N
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"the audio cannot be read ({exc})") from None
+        raise MediaError(f"the audio cannot be read ({_reason(exc)})") from None
     with container:
         if not container.streams.audio:
             return np.zeros(0, np.float32), 0.0
@@ -100,7 +105,7 @@ def decode_audio(path: str | Path, max_seconds: float, stop: threading.Event | N
             take(resampler.resample(None))
         except (av.error.FFmpegError, ValueError, EOFError) as exc:
             if total == 0:
-                raise MediaError(f"the audio cannot be decoded ({exc})") from None
+                raise MediaError(f"the audio cannot be decoded ({_reason(exc)})") from None
             log.info("audio decode stopped early at %.1f s: %r", total / SAMPLE_RATE, exc)
     audio = np.concatenate(chunks)[:limit] if chunks else np.zeros(0, np.float32)
     return np.ascontiguousarray(audio, np.float32), offset

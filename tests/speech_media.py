@@ -81,7 +81,7 @@ def music_like(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
     return (0.2 * out / max(1e-6, np.abs(out).max())).astype(np.float32)
 
 
-def _frames(seconds: float, fps: int, width: int, height: int):  # noqa: ANN202
+def _frames(seconds: float, fps: int, width: int, height: int):
     for i in range(max(1, round(seconds * fps))):
         img = np.zeros((height, width, 3), np.uint8)
         img[..., 0] = (i * 5) % 255
@@ -153,7 +153,7 @@ def span_iou(found: list[tuple[float, float]], true: list[tuple[float, float]], 
 # ----------------------------------------------------------------------------------------- text
 
 
-def font(size: int):  # noqa: ANN201
+def font(size: int):
     from PIL import ImageFont
 
     for path in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
