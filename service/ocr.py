@@ -90,7 +90,22 @@ def merge_repeats(per_frame: list[list[TextBox]], min_iou: float = 0.3) -> list[
                     break
             else:
                 merged.append(tb)
-    return sorted(merged, key=lambda t: (t.box[1], t.box[0]))
+    return reading_order(merged)
+
+
+def reading_order(boxes: list[TextBox]) -> list[TextBox]:
+    """Rows top to bottom (boxes whose vertical centres are within half a line height share a
+    row, whatever a pixel of detector jitter says), each row left to right."""
+    rows: list[list[TextBox]] = []
+    for tb in sorted(boxes, key=lambda t: (t.box[1] + t.box[3]) / 2):
+        cy, h = (tb.box[1] + tb.box[3]) / 2, max(1, tb.box[3] - tb.box[1])
+        if rows:
+            last = rows[-1][0]
+            if abs(cy - (last.box[1] + last.box[3]) / 2) < 0.5 * min(h, max(1, last.box[3] - last.box[1])):
+                rows[-1].append(tb)
+                continue
+        rows.append([tb])
+    return [tb for row in rows for tb in sorted(row, key=lambda t: t.box[0])]
 
 
 def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> list[int]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 
 RATE = 16000
@@ -148,6 +150,17 @@ def span_iou(found: list[tuple[float, float]], true: list[tuple[float, float]], 
 
     f, t = mask(found), mask(true)
     return float((f & t).sum() / max(1, (f | t).sum()))
+
+
+def wait_aux(url: str, timeout: float = 120, headers: dict | None = None) -> dict:
+    """Until the speech and OCR models have finished loading (or failed to)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        body = httpx.get(url + "/v1/models", headers=headers, timeout=5).json()
+        if not any("still loading" in (a.get("error") or "") for a in body["auxiliary"]):
+            return body
+        time.sleep(0.2)
+    raise TimeoutError("speech/OCR models did not load")
 
 
 # ----------------------------------------------------------------------------------------- text

@@ -15,7 +15,7 @@ import pytest
 import srt
 import webvtt
 from conftest import ThreadServer, post_video, write_plain
-from speech_media import compose, have_espeak, music_like, span_iou, write_media
+from speech_media import compose, have_espeak, music_like, span_iou, wait_aux, write_media
 
 from service import model_files, subtitles
 
@@ -46,17 +46,6 @@ def normalize(text: str) -> str:
 
 def wer(ref: str, hyp: str) -> float:
     return jiwer.wer(normalize(ref), normalize(hyp)) if normalize(hyp) else 1.0
-
-
-def wait_aux(url: str, timeout: float = 120, headers: dict | None = None) -> dict:
-    """Until the speech and OCR models have finished loading (or failed to)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        body = httpx.get(url + "/v1/models", headers=headers, timeout=5).json()
-        if not any("still loading" in (a.get("error") or "") for a in body["auxiliary"]):
-            return body
-        time.sleep(0.2)
-    raise TimeoutError("speech/OCR models did not load")
 
 
 @pytest.fixture(scope="module")
