@@ -147,18 +147,30 @@ class SpeechModel:
         from service._vendor.faster_whisper.vad import get_vad_model
 
         model_files.silero_vad_path()  # refuses a changed VAD file before anything loads it
-        if device == "auto":
+        auto = device == "auto"
+        if auto:
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        if compute_type == "auto":
-            # int8 weights on the CPU (Whisper base: same transcripts here, BENCHMARKS.md);
-            # float16 on a GPU.
-            compute_type = "float16" if device == "cuda" else "int8"
         t = time.perf_counter()
-        self.model = WhisperModel(str(model_dir), device=device, compute_type=compute_type,
-                                  cpu_threads=cpu_threads, num_workers=num_workers)
+
+        def load(dev: str) -> WhisperModel:
+            # int8 weights on the CPU, float16 on a GPU, unless WHISPER_COMPUTE_TYPE says otherwise.
+            ct = compute_type if compute_type != "auto" else ("float16" if dev == "cuda" else "int8")
+            self.compute_type = ct
+            return WhisperModel(str(model_dir), device=dev, compute_type=ct, cpu_threads=cpu_threads,
+                                num_workers=num_workers)
+
+        try:
+            self.model = load(device)
+        except (RuntimeError, ValueError) as exc:
+            if not (auto and device == "cuda"):
+                raise
+            # A GPU is visible but CTranslate2's CUDA libraries (cuBLAS/cuDNN of its build) are not.
+            log.warning("Whisper on CUDA failed (%s); running it on the CPU", exc)
+            device = "cpu"
+            self.model = load(device)
         get_vad_model()
         self.load_s = time.perf_counter() - t
-        self.name, self.version, self.device, self.compute_type = name, version, device, compute_type
+        self.name, self.version, self.device = name, version, device
         self.languages: list[str] = list(self.model.supported_languages)
 
     def transcribe(self, audio: np.ndarray, offset_s: float, opts: SpeechOptions,

@@ -9,8 +9,8 @@ import httpx
 import jiwer
 import pytest
 from conftest import ThreadServer, post_video
-from speech_media import text_shots, wait_aux
 
+from bench.speechgen import text_shots, wait_aux
 from models.frames import probe_video
 from service.ocr import OcrModel, TextBox, merge_repeats
 from service.onscreen import keyframe_text, shot_frames

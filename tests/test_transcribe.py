@@ -15,8 +15,8 @@ import pytest
 import srt
 import webvtt
 from conftest import ThreadServer, post_video, write_plain
-from speech_media import compose, have_espeak, music_like, span_iou, wait_aux, write_media
 
+from bench.speechgen import compose, have_espeak, music_like, span_iou, wait_aux, write_media
 from service import model_files, subtitles
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed (make test installs it)")

@@ -1,4 +1,4 @@
-"""Real speech and real on-screen text for tests and benchmarks.
+"""Real speech and real on-screen text for the speech and OCR tests and bench.speech.
 
 Speech is spoken by espeak-ng (an independent formant synthesizer, nothing like the voices
 Whisper was trained on), laid out with known pauses, and muxed under a video by PyAV in
