@@ -35,10 +35,10 @@ def _covered(found: list[int], drawn: tuple[int, ...]) -> float:
 
 
 @pytest.fixture(scope="module")
-def ocr_server(server: ThreadServer) -> ThreadServer:
-    body = wait_aux(server.url)
+def ocr_server(aux_server: ThreadServer) -> ThreadServer:
+    body = wait_aux(aux_server.url)
     assert next(a for a in body["auxiliary"] if a["kind"] == "ocr")["ready"], body["auxiliary"]
-    return server
+    return aux_server
 
 
 @pytest.mark.parametrize("rotation", [0, 90])

@@ -68,11 +68,11 @@ def speech_files(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def speech_server(server: ThreadServer) -> ThreadServer:
-    body = wait_aux(server.url)
+def speech_server(aux_server: ThreadServer) -> ThreadServer:
+    body = wait_aux(aux_server.url)
     speech = next(a for a in body["auxiliary"] if a["kind"] == "speech")
     assert speech["ready"], speech
-    return server
+    return aux_server
 
 
 @pytest.mark.parametrize("ext", list(ENGLISH))
@@ -189,7 +189,7 @@ def test_busy_deadline_and_limits(upload_dir: Path, speech_files: dict) -> None:
     """One slot and no queue: a second request is refused (429) while the first runs; the first
     passes its deadline (504) and its work really stops; a too-long file is refused (413)."""
     srv = ThreadServer(upload_dir, speech_concurrency=1, speech_max_queue=0, transcribe_timeout_s=1.5,
-                       transcribe_max_duration_s=40, whisper_beam_size=1, ocr_enabled=False)
+                       transcribe_max_duration_s=40, whisper_beam_size=1, whisper_model="")
     try:
         wait_aux(srv.url)
         results: dict[str, httpx.Response] = {}
@@ -234,7 +234,7 @@ def test_changed_model_file_is_refused(upload_dir: Path, tmp_path: Path, media: 
     bad = tmp_path / f"whisper-base-{model_files.WHISPER_BASE_FILES['model.bin'][:12]}"
     bad.mkdir()
     (bad / "model.bin").write_bytes(b"not the whisper weights")
-    srv = ThreadServer(upload_dir, model_cache_dir=tmp_path, ocr_enabled=False)
+    srv = ThreadServer(upload_dir, model_cache_dir=tmp_path, whisper_model="")
     try:
         body = wait_aux(srv.url)
         speech = next(a for a in body["auxiliary"] if a["kind"] == "speech")
