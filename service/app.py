@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -12,7 +13,9 @@ from service import errors
 from service.aux_models import AuxModels
 from service.inference import router as inference_router
 from service.middleware import MetricsMiddleware
+from service.oip import router as oip_router
 from service.ops import health, protected
+from service.repository import ModelLoadError
 from service.settings import Settings
 from service.state import ServiceState
 from service.transcribe import router as transcribe_router
@@ -27,7 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # A model that cannot load stops startup (the process exits); warm-up runs after
         # startup so that /healthz answers and /readyz says 503 until it is done.
-        await state.start()
+        try:
+            await state.start()
+        except ModelLoadError as exc:
+            logging.getLogger("service").error("startup stopped: %s", exc)
+            await state.stop()
+            raise
         aux.start()
         warm_up = asyncio.create_task(state.warm_up())
         try:
@@ -51,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(protected)
     app.include_router(inference_router)
     app.include_router(transcribe_router)
+    app.include_router(oip_router)
     return app

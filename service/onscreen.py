@@ -4,6 +4,7 @@ something in the keyframe is often clear a moment later); repeats are merged."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -12,10 +13,11 @@ from pathlib import Path
 import numpy as np
 from fastapi import Request
 
-from models.frames import VideoInfo, read_frames
+from models.frames import VideoInfo, probe_video, read_frames
 from service.bounded import BusyError, DeadlineError, GoneError
 from service.errors import ApiError
 from service.ocr import OcrModel, TextBox, clip_box, merge_repeats
+from service.schemas import OnScreenText, SummarizeResponse
 
 
 def shot_frames(key_index: int, start_index: int, end_index: int, extra: int) -> list[int]:
@@ -70,11 +72,14 @@ def admit(request: Request) -> None:
                        {"Retry-After": str(aux.settings.retry_after_s)})
 
 
-async def read_text(request: Request, path: Path | str, info: VideoInfo, keys: Sequence, segments: Sequence) -> list:
-    """The text of each keyframe (summarize.Keyframe, summarize.Segment), on the OCR worker."""
+async def add_text(request: Request, path: Path | str, body: SummarizeResponse) -> None:
+    """Fill `text` of every keyframe of a summary (on the OCR worker; the upload still exists)."""
     aux = request.app.state.aux
     s = aux.settings
-    plan = [(int(k.index), int(segments[k.segment].start_index), int(segments[k.segment].end_index)) for k in keys]
+    started = time.perf_counter()
+    info = await asyncio.to_thread(probe_video, path)  # headers only; the summary already read them
+    plan = [(k.index, body.segments[k.segment].start_index, body.segments[k.segment].end_index)
+            for k in body.keyframes]
 
     def job(stop: threading.Event) -> list[list[dict]]:
         return keyframe_text(aux.ocr.model, path, info, plan, s.ocr_shot_frames, s.ocr_max_side, stop)
@@ -89,4 +94,6 @@ async def read_text(request: Request, path: Path | str, info: VideoInfo, keys: S
                             "(OCR_TIMEOUT_S); ask for fewer keyframes") from None
     except GoneError:
         raise ApiError(400, "the client went away before the summary was ready") from None
-    return texts
+    for key, found in zip(body.keyframes, texts):
+        key.text = [OnScreenText(**t) for t in found]
+    body.timings_ms.total += (time.perf_counter() - started) * 1000
