@@ -156,9 +156,14 @@ def wait_aux(url: str, timeout: float = 120, headers: dict | None = None) -> dic
     """Until the speech and OCR models have finished loading (or failed to)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        body = httpx.get(url + "/v1/models", headers=headers, timeout=5).json()
-        if not any("still loading" in (a.get("error") or "") for a in body["auxiliary"]):
-            return body
+        try:
+            r = httpx.get(url + "/v1/models", headers=headers, timeout=5)
+        except httpx.TransportError:  # not listening yet
+            r = None
+        if r is not None and r.status_code == 200:
+            body = r.json()
+            if not any("still loading" in (a.get("error") or "") for a in body["auxiliary"]):
+                return body
         time.sleep(0.2)
     raise TimeoutError("speech/OCR models did not load")
 
