@@ -27,9 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from bench.scenegen import SceneVideo, generate_video
-from models.frames import normalize, probe_video, read_frames
+from models.frames import normalize, probe_video
 from models.manifest import ModelManifest
-from service.summarize import DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES, plan_summary_indices, summarize
+from service.shots import read_summary_frames
+from service.summarize import (
+    DEFAULT_SUMMARY_DENSE_MAX_FRAMES,
+    DEFAULT_SUMMARY_FPS,
+    DEFAULT_SUMMARY_MAX_FRAMES,
+    plan_summary_indices,
+    summarize,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("hard", "crossfade", "fade-black", "mixed")
@@ -69,7 +76,8 @@ def scenedetect_keyframes(path: Path, detector: str) -> list[float]:
 class Pipeline:
     """Our pipeline in-process, as the service runs it: probe, plan, decode, model, summarize."""
 
-    def __init__(self, model_dir: Path, fps: float, max_frames: int) -> None:
+    def __init__(self, model_dir: Path, fps: float, max_frames: int,
+                 dense_max_frames: int = DEFAULT_SUMMARY_DENSE_MAX_FRAMES) -> None:
         import onnxruntime as ort
 
         self.manifest = ModelManifest.load(model_dir)
@@ -78,6 +86,7 @@ class Pipeline:
             str(model_dir / self.manifest.onnx_file), opts, providers=["CPUExecutionProvider"]
         )
         self.fps, self.max_frames = fps, max_frames
+        self.dense_max_frames = dense_max_frames
 
     def embed(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame embeddings [N,D] and attention [N], running the frames in clips of T."""
@@ -93,7 +102,8 @@ class Pipeline:
     def keyframes(self, path: Path, max_keyframes: int) -> list[float]:
         info = probe_video(path)
         indices = plan_summary_indices(info, self.fps, self.max_frames)
-        frames = read_frames(path, info, indices, self.manifest.size, self.manifest.resize)
+        frames, dense = read_summary_frames(path, info, indices, self.manifest.size, self.manifest.resize,
+                                            self.dense_max_frames, {})
         emb, att = self.embed(frames)
         _, keys = summarize(
             frames,
@@ -104,6 +114,8 @@ class Pipeline:
             info.duration_s,
             info.frame_count,
             max_keyframes,
+            dense=dense,
+            frame_times=[info.timestamp(i) for i in range(info.frame_count)],
         )
         return [k.timestamp_s for k in keys]
 

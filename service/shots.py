@@ -28,7 +28,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from models.frames import VideoDecodeError, VideoInfo, _open, _reason, _video_stream, to_rgb
+from models.frames import VideoDecodeError, VideoInfo, _open, _reason, _video_stream, read_frames, to_rgb
 
 SIG = 32  # signature side: 32x32 RGB of every frame (3 KiB)
 _SHIFT = 2  # the layout is compared at shifts of up to this many signature pixels (~6% of the frame)
@@ -192,3 +192,13 @@ def hard_cuts(dense: Dense) -> list[int]:
             continue
         cuts.append(t)
     return sorted(int(dense.indices[t]) for t in cuts)
+
+
+def read_summary_frames(path: str | Path, info: VideoInfo, indices: list[int], size: tuple[int, int],
+                        policy: str, dense_max_frames: int, options: dict) -> tuple[np.ndarray, Dense | None]:
+    """What /summarize decodes: the sampled frames at the model's size, and the signature of every
+    frame when the video has at most `dense_max_frames` frames (0: never). `options`: read_frames
+    keywords (models.frames), used when there are no signatures to take."""
+    if 0 < info.frame_count <= dense_max_frames:
+        return decode_dense(path, info, indices, size, policy, threads=int(options.get("threads", 0)))
+    return read_frames(path, info, indices, size, policy, **options), None

@@ -45,9 +45,13 @@ from service import shots
 # (BENCHMARKS.md: F1 0.98 over hard cuts, crossfades and fades at 4 fps).
 DEFAULT_SUMMARY_FPS = 4.0
 DEFAULT_SUMMARY_MAX_FRAMES = 256  # long videos: sample sparser rather than decode without bound
+# Up to this many frames every frame is decoded once for its signature (service.shots: cuts to the
+# frame, short shots); beyond it only the samples are. 9,000 = 5 minutes at 30 fps.
+DEFAULT_SUMMARY_DENSE_MAX_FRAMES = 9000
 
 # Relative weights of the per-feature distances (each already on a 0..1 scale).
-_WEIGHTS = {"color": 1.0, "luma": 0.5, "texture": 0.75, "thumb": 0.75, "embed": 0.25}
+_WEIGHTS = {"color": 1.0, "luma": 0.5, "texture": 0.75, "thumb": 0.25, "layout": 0.75, "embed": 0.25}
+_LAYOUT_LAG = 6  # samples apart up to which the layout is compared motion-tolerantly
 _TRANSITION_S = 0.75  # the longest gradual transition we expect to skip over (0.5 s blend + a hold)
 _DARK = 0.06  # mean luma below which a frame is (nearly) black: never a keyframe
 # The least a transition must change the picture beyond what the video changes by itself over the
@@ -126,18 +130,43 @@ def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dic
     texture = np.concatenate([mhist * 0.75, orient * 0.25], 1)
 
     thumb = _pool(x, 8).reshape(n, -1)
+    # Layout: 16x16 luma (mean taken out), compared at the best of small shifts for samples up to
+    # _LAYOUT_LAG apart, so a pan or a moving object inside a shot changes it little while another
+    # picture of the same colours (another shot of the same place) changes it a lot.
+    lum = _pool(luma[..., None], 16)[..., 0] if min(luma.shape[1:]) >= 16 else luma
+    lum = lum - lum.mean(axis=(1, 2), keepdims=True)
+    flat = lum.reshape(n, -1)
+    layout = np.abs(flat[:, None, :] - flat[None, :, :]).mean(-1)
+    for lag in range(1, min(_LAYOUT_LAG, n - 1) + 1):
+        near = _shifted_mad(lum[:-lag], lum[lag:])
+        ii = np.arange(n - lag)
+        layout[ii, ii + lag] = layout[ii + lag, ii] = near
     dists = {
         "color": _tv_matrix(color),
         "luma": _tv_matrix(lhist),
         "texture": _tv_matrix(texture),
         # Mean absolute difference of 8x8 thumbnails; x3 puts a clearly different picture near 1.
         "thumb": np.minimum(1.0, 3.0 * np.abs(thumb[:, None, :] - thumb[None, :, :]).mean(-1)),
+        "layout": np.minimum(1.0, 6.0 * layout),
     }
     if embeddings is not None and len(embeddings) == n and np.isfinite(embeddings).all():
         e = embeddings.astype(np.float32).reshape(n, -1)
         e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-6)
         dists["embed"] = np.clip((1.0 - e @ e.T) * 0.5, 0.0, 1.0)
     return dists
+
+
+def _shifted_mad(a: np.ndarray, b: np.ndarray, shift: int = 2) -> np.ndarray:
+    """Mean absolute difference of pairs a[k], b[k] ([M,S,S]) at the best shift of up to `shift`."""
+    s = shift
+    size = a.shape[1]
+    core = a[:, s : size - s, s : size - s]
+    best = np.full(len(a), np.inf, np.float32)
+    for dy in range(-s, s + 1):
+        for dx in range(-s, s + 1):
+            moved = b[:, s + dy : size - s + dy, s + dx : size - s + dx]
+            best = np.minimum(best, np.abs(core - moved).mean(axis=(1, 2)))
+    return best
 
 
 def _combine(dists: dict[str, np.ndarray]) -> np.ndarray:
