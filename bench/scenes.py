@@ -29,7 +29,7 @@ import numpy as np
 from bench.scenegen import SceneVideo, generate_video
 from models.frames import normalize, probe_video
 from models.manifest import ModelManifest
-from service.shots import read_summary_frames
+from service.shots import frame_times, read_summary_frames
 from service.summarize import (
     DEFAULT_SUMMARY_DENSE_MAX_FRAMES,
     DEFAULT_SUMMARY_FPS,
@@ -115,7 +115,7 @@ class Pipeline:
             info.frame_count,
             max_keyframes,
             dense=dense,
-            frame_times=[info.timestamp(i) for i in range(info.frame_count)],
+            frame_times=frame_times(info),
         )
         return [k.timestamp_s for k in keys]
 

@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 
 from models.frames import VideoDecodeError, VideoInfo, probe_video, uniform_indices
-from service import pipeline
+from service import pipeline, shots
 from service import summarize as summary
 from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
 from service.errors import ApiError
@@ -114,7 +114,7 @@ def _check_limits(state: ServiceState, info: VideoInfo) -> None:
             f"the video is {info.width}x{info.height} = {pixels} pixels, above the limit of {s.max_pixels}; "
             "downscale it",
         )
-    if info.duration_s > s.max_duration_s:
+    if s.max_duration_s and info.duration_s > s.max_duration_s:
         raise ApiError(
             413,
             f"the video lasts {info.duration_s:.1f} s, above the limit of {s.max_duration_s:g} s; "
@@ -222,22 +222,25 @@ async def summarize(
         info = await _blocking(state, deadline, probe_video, path)
         _check_limits(state, info)
         indices = list(summary.plan_summary_indices(info, s.summarize_fps, s.summarize_max_frames))
-        chunks = pipeline.chunk_indices(indices, manifest.num_frames)
-        frames_u8, x = await _blocking(
+        frames, dense = await _blocking(
             # Exact frames: cut positions and keyframe indices are reported to the frame (and the
             # loop filter stays on: without it F1 fell from 0.980 to 0.974 in bench.scenes).
-            state, deadline, pipeline.decode_clips, path, info, chunks, manifest,
-            state.decode_options(exact=True),
+            # Short enough videos also get a signature of every frame (service.shots).
+            state, deadline, shots.read_summary_frames, path, info, indices, manifest.size, manifest.resize,
+            s.summarize_dense_max_frames, state.decode_options(exact=True),
         )
         decode_s = time.perf_counter() - t_decode
+        x = shots.model_clips(frames, manifest.num_frames, manifest.mean, manifest.std)
         result = await _infer(state, x, deadline)
         n = len(indices)
         embeddings = result.outputs["embeddings"].reshape(-1, result.outputs["embeddings"].shape[-1])[:n]
         attention = result.outputs["attention"].reshape(-1)[:n]
-        frames = frames_u8.reshape(-1, *frames_u8.shape[2:])[:n]
         timestamps = [info.timestamp(i) for i in indices]
         segs, keys = await _blocking(
-            state, deadline, summary.summarize, frames, indices, timestamps,
+            state, deadline, functools.partial(
+                summary.summarize, dense=dense, frame_times=shots.frame_times(info)
+            ),
+            frames, indices, timestamps,
             np.ascontiguousarray(embeddings, np.float32), np.ascontiguousarray(attention, np.float32),
             info.duration_s, info.frame_count, max_keyframes,
         )

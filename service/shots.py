@@ -22,13 +22,23 @@ the frames around; both miss cuts between two shots of the same colours and fire
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 
-from models.frames import VideoDecodeError, VideoInfo, _open, _reason, _video_stream, read_frames, to_rgb
+from models.frames import (
+    VideoDecodeError,
+    VideoInfo,
+    _open,
+    _reason,
+    _video_stream,
+    normalize,
+    read_frames,
+    to_rgb,
+)
 
 SIG = 32  # signature side: 32x32 RGB of every frame (3 KiB)
 _SHIFT = 2  # the layout is compared at shifts of up to this many signature pixels (~6% of the frame)
@@ -202,3 +212,19 @@ def read_summary_frames(path: str | Path, info: VideoInfo, indices: list[int], s
     if 0 < info.frame_count <= dense_max_frames:
         return decode_dense(path, info, indices, size, policy, threads=int(options.get("threads", 0)))
     return read_frames(path, info, indices, size, policy, **options), None
+
+
+def model_clips(frames: np.ndarray, num_frames: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Frames [N,H,W,3] as the model's input [ceil(N/T), T, 3, H, W], the last clip padded by
+    repeating its last frame."""
+    pad = (-len(frames)) % num_frames
+    if pad:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
+    x = normalize(frames, mean, std)
+    return x.reshape(-1, num_frames, *x.shape[1:])
+
+
+def frame_times(info: VideoInfo) -> np.ndarray:
+    """Seconds from the first frame to every frame (vectorised: a long video has 10^5 frames)."""
+    pts = np.asarray(info.pts, np.float64)
+    return (pts - pts[0]) * float(info.time_base)

@@ -501,10 +501,11 @@ def _keyframes(
         last = si + 1 == len(segments)
         hi = seg.end_s - (0.0 if last else firm if segments[si + 1].start_index in hard_starts else soft)
         clean = members[(ts[members] >= lo) & (ts[members] <= hi)] if len(members) else members
-        if len(clean) == 0:
+        if len(clean) == 0 and sig_luma is None:
             clean = members
         if len(clean) == 0:
-            # A shot between two samples (shorter than the sampling step): its middle frame.
+            # A shot too short for a sample clear of its ends: its middle frame (the signatures of
+            # every frame showed the shot, so the frame is in it).
             mid = (seg.start_index + seg.end_index) // 2
             picks.append((si, mid, 0.5 * min(1.0, share * len(segments)) + 0.15 + 0.1, -1))
             continue
