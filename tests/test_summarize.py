@@ -18,7 +18,9 @@ import pytest
 from bench.scenegen import SceneVideo, generate_video
 from models.frames import normalize, probe_video, read_frames
 from models.manifest import ModelManifest
+from service.shots import frame_times, read_summary_frames
 from service.summarize import (
+    DEFAULT_SUMMARY_DENSE_MAX_FRAMES,
     DEFAULT_SUMMARY_FPS,
     DEFAULT_SUMMARY_MAX_FRAMES,
     Keyframe,
@@ -49,7 +51,8 @@ def run_summary(
     manifest, session = model
     info = probe_video(path)
     indices = plan_summary_indices(info, DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES)
-    frames = read_frames(path, info, indices, manifest.size, manifest.resize)
+    frames, dense = read_summary_frames(path, info, indices, manifest.size, manifest.resize,
+                                        DEFAULT_SUMMARY_DENSE_MAX_FRAMES, {})
     t = manifest.num_frames
     pad = (-len(frames)) % t
     clips = np.concatenate([frames, np.repeat(frames[-1:], pad, 0)]) if pad else frames
@@ -67,6 +70,8 @@ def run_summary(
         info.duration_s,
         info.frame_count,
         max_keyframes,
+        dense=dense,
+        frame_times=frame_times(info),
     )
     check_contract(segments, keyframes, info.duration_s, info.frame_count, max_keyframes)
     return segments, keyframes
@@ -174,22 +179,24 @@ def test_one_scene_gives_one_segment(model, videos) -> None:
     assert len(keyframes) == 1
 
 
-def test_max_keyframes_keeps_the_best_in_time_order(model, videos) -> None:
+def test_max_keyframes_keeps_the_best_then_the_most_distinct_in_time_order(model, videos) -> None:
     video = videos["many"]
     segments, all_keys = run_summary(model, video.path, max_keyframes=8)
     assert len(segments) == 5
     assert sorted(set(hits(video, all_keys))) == [0, 1, 2, 3, 4]
     _, two = run_summary(model, video.path, max_keyframes=2)
     assert len(two) == 2
-    best = sorted(all_keys, key=lambda k: -k.score)[:2]
-    assert [k.index for k in two] == sorted(k.index for k in best)
+    best = max(all_keys, key=lambda k: k.score)
+    assert best.index in [k.index for k in two]  # the best-scored keyframe stays
+    assert {k.index for k in two} <= {k.index for k in all_keys}  # each still its segment's keyframe
 
 
 def test_degenerate_inputs_still_cover_the_video() -> None:
     frames = np.zeros((1, 64, 64, 3), np.uint8)
     segments, keyframes = summarize(frames, [0], [0.0], None, None, 0.04, 1, 8)
     check_contract(segments, keyframes, 0.04, 1, 8)
-    assert len(segments) == 1 and keyframes == []  # one black frame: nothing worth showing
+    # Every segment gets a keyframe, even an all-black one (its brightest frame).
+    assert len(segments) == 1 and [k.index for k in keyframes] == [0]
 
 
 @pytest.mark.parametrize("size", [(96, 160), (160, 96)])
