@@ -22,7 +22,6 @@ the frames around; both miss cuts between two shots of the same colours and fire
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,15 +29,16 @@ import av
 import numpy as np
 
 from models.frames import (
+    DecodeOptions,
     VideoDecodeError,
     VideoInfo,
+    _Framer,
     _open,
     _reason,
     _video_stream,
-    normalize,
-    read_frames,
     to_rgb,
 )
+from models.preprocess import Preprocessing
 
 SIG = 32  # signature side: 32x32 RGB of every frame (3 KiB)
 _SHIFT = 2  # the layout is compared at shifts of up to this many signature pixels (~6% of the frame)
@@ -56,15 +56,16 @@ class Dense:
 
 
 def decode_dense(path: str | Path, info: VideoInfo, targets: list[int], size: tuple[int, int],
-                 policy: str = "stretch", threads: int = 0) -> tuple[np.ndarray, Dense]:
-    """One pass over every frame: the `targets` at `size` (uint8 [len(targets), H, W, 3]) and a
-    signature of each frame. Frames that do not decode are missing from the signatures; a target
-    that does not decode takes the nearest decoded frame."""
+                 policy: str = "stretch", threads: int = 0, shorter: int | None = None) -> tuple[np.ndarray, Dense]:
+    """One pass over every frame: the `targets` at `size` (uint8 [len(targets), H, W, 3], resized
+    as models.frames.to_rgb does) and a signature of each frame. Frames that do not decode are
+    missing from the signatures; a target that does not decode takes the nearest decoded frame."""
     want = set(targets)
     got: dict[int, np.ndarray] = {}
     sigs: list[np.ndarray] = []
     idx: list[int] = []
     pos_of = {p: i for i, p in enumerate(info.pts)}
+    framer = _Framer()
     with _open(path) as container:
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
@@ -85,7 +86,7 @@ def decode_dense(path: str | Path, info: VideoInfo, targets: list[int], size: tu
                                                  threads=1))
                     idx.append(index)
                     if index in want:
-                        got[index] = to_rgb(frame, size, info.rotation, policy)
+                        got[index] = to_rgb(frame, size, info.rotation, policy, shorter, framer)
         except av.error.FFmpegError as exc:
             if not got:
                 raise VideoDecodeError(f"the video cannot be decoded ({_reason(exc)})") from exc
@@ -204,24 +205,23 @@ def hard_cuts(dense: Dense) -> list[int]:
     return sorted(int(dense.indices[t]) for t in cuts)
 
 
-def read_summary_frames(path: str | Path, info: VideoInfo, indices: list[int], size: tuple[int, int],
-                        policy: str, dense_max_frames: int, options: dict) -> tuple[np.ndarray, Dense | None]:
-    """What /summarize decodes: the sampled frames at the model's size, and the signature of every
-    frame when the video has at most `dense_max_frames` frames (0: never). `options`: read_frames
-    keywords (models.frames), used when there are no signatures to take."""
+def read_summary_frames(path: str | Path, info: VideoInfo, indices: list[int], prep: Preprocessing,
+                        dense_max_frames: int, options: DecodeOptions) -> tuple[np.ndarray, Dense | None]:
+    """What /summarize decodes: the sampled frames as the model wants them, and the signature of
+    every frame when the video has at most `dense_max_frames` frames (0: never). `options`: how
+    the samples are decoded when there are no signatures to take."""
     if 0 < info.frame_count <= dense_max_frames:
-        return decode_dense(path, info, indices, size, policy, threads=int(options.get("threads", 0)))
-    return read_frames(path, info, indices, size, policy, **options), None
+        return decode_dense(path, info, indices, prep.size, prep.resize, options.threads, prep.resize_shorter)
+    return prep.read(path, info, indices, options)[0], None
 
 
-def model_clips(frames: np.ndarray, num_frames: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def model_clips(frames: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """Frames [N,H,W,3] as the model's input [ceil(N/T), T, 3, H, W], the last clip padded by
     repeating its last frame."""
-    pad = (-len(frames)) % num_frames
+    pad = (-len(frames)) % prep.num_frames
     if pad:
         frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
-    x = normalize(frames, mean, std)
-    return x.reshape(-1, num_frames, *x.shape[1:])
+    return prep.normalize(frames.reshape(-1, prep.num_frames, *frames.shape[1:]))
 
 
 def frame_times(info: VideoInfo) -> np.ndarray:

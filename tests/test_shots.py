@@ -200,7 +200,9 @@ def test_a_two_hour_video_is_accepted_and_answered_in_seconds(tmp_path: Path, su
             took = time.perf_counter() - start
             assert r.status_code == 200, r.text
             assert r.json()["video"]["duration_s"] == pytest.approx(7200.0)
-            assert took < 15, f"{endpoint} took {took:.1f} s"
+            # Seconds, not minutes: a few on a quiet 2-core machine (bench.longvideo); the bound
+            # leaves room for a CI machine shared with other jobs.
+            assert took < 60, f"{endpoint} took {took:.1f} s"
     segments = r.json()["segments"]
     assert 10 <= len(segments) <= 14  # twelve ten-minute shots
 
