@@ -3,7 +3,8 @@ PySceneDetect (ContentDetector and AdaptiveDetector, default settings).
 
     python -m bench.shots --set ffmpeg --seeds 1000-1007        # bench.shotgen_ffmpeg: ffmpeg's sources + xfade
     python -m bench.shots --set real --seeds 2000-2007          # bench.shotreal: real clips and photos, edited
-    python -m bench.shots --set scenegen --seeds 400-407        # the project's own generator (bench.scenegen)
+    python -m bench.shots --set ffmpeg,real --seeds 1100-1103   # both, interleaved (real seeds 2100-2103)
+    python -m bench.shots --table runs.jsonl                    # tables of a --jsonl record
 
 Scoring is bench.scenes': a keyframe hits a shot when it lies in the shot's clean span (0.1 s
 margin); coverage = shots hit / shots, precision = distinct shots hit / keyframes, F1 their
@@ -16,14 +17,14 @@ the same run; `x content` = our time / ContentDetector's.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.scenegen import SceneVideo, generate_video
-from bench.scenes import ROOT, Pipeline, Score, parse_seeds, scenedetect_keyframes, score_keyframes, timed
+from bench.scenes import ROOT, Pipeline, parse_seeds, scenedetect_keyframes, score_keyframes, timed
 from service.summarize import DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES
 
 SETS = {
@@ -58,58 +59,82 @@ def make_video(which: str, kind: str, seed: int, cache: Path) -> SceneVideo:
     return video
 
 
+def table(records: list[dict], which: str) -> str:
+    """The side-by-side table of one set from per-video records."""
+    rows = [r for r in records if r["set"] == which]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    kinds = list(dict.fromkeys(r["type"] for r in rows))
+    out = ["| type | method | F1 | coverage | precision | s/video | x content | videos |",
+           "|---|---|---|---|---|---|---|---|"]
+    groups = [*kinds, "gradual", "all"]
+    for kind in groups:
+        def pick(r: dict, kind: str = kind) -> bool:
+            return kind == "all" or r["type"] == kind or (kind == "gradual" and r["type"] in GRADUAL)
+        base = [r["seconds"] for r in rows if pick(r) and r["method"] == "content"]
+        for name in methods:
+            sel = [r for r in rows if pick(r) and r["method"] == name]
+            if not sel:
+                continue
+            f1, cov, prec, secs = (
+                statistics.fmean(r[f] for r in sel) for f in ("f1", "coverage", "precision", "seconds")
+            )
+            ratio = f"{secs / statistics.fmean(base):.2f}" if base else "n/a"
+            out.append(f"| {kind} | {name} | {f1:.3f} | {cov:.3f} | {prec:.3f} | {secs:.3f} | {ratio} | {len(sel)} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", dest="which", choices=sorted(SETS), default="ffmpeg")
-    ap.add_argument("--seeds", default="1000-1003")
+    ap.add_argument("--set", dest="which", default="ffmpeg",
+                    help=f"one or more of {', '.join(sorted(SETS))}, comma separated (interleaved seed by seed)")
+    ap.add_argument("--seeds", default="1000-1003", help="seeds of the first set; the k-th set adds 1000 x k")
     ap.add_argument("--types", default=None, help="comma separated (default: all of the set's)")
     ap.add_argument("--max-keyframes", type=int, default=16)
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "shots")
+    ap.add_argument("--jsonl", type=Path, default=None, help="append one record per video and method here")
+    ap.add_argument("--table", type=Path, default=None, help="only print the tables of a --jsonl file")
     ap.add_argument("--no-scenedetect", action="store_true")
-    ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
-    model_dir = ROOT / "models" / "motion"
-    pipeline = Pipeline(model_dir, DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES)
+    sets = args.which.split(",")
+    if args.table:
+        records = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
+        for which in dict.fromkeys(r["set"] for r in records):
+            print(f"\nset {which}\n{table(records, which)}")
+        return 0
+    pipeline = Pipeline(ROOT / "models" / "motion", DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES)
     methods: dict[str, Callable[[Path], list[float]]] = {}
     if not args.no_scenedetect:
         methods["content"] = lambda p: scenedetect_keyframes(p, "content")
         methods["adaptive"] = lambda p: scenedetect_keyframes(p, "adaptive")
     methods["ours"] = lambda p: pipeline.keyframes(p, args.max_keyframes)
 
-    types = args.types.split(",") if args.types else list(SETS[args.which])
-    results: dict[tuple[str, str], list[Score]] = defaultdict(list)
-    for kind in types:
-        seeds = [0] if kind == "street" else parse_seeds(args.seeds)
-        for seed in seeds:
-            video = make_video(args.which, kind, seed, args.cache)
-            line = [f"{kind:10s} s{seed:<5d} {len(video.scenes)} shots {video.duration_s:5.1f}s"]
-            for name, fn in methods.items():
-                times, secs = timed(lambda fn=fn, video=video: fn(video.path))
-                sc = score_keyframes(video, times, secs)
-                results[(kind, name)].append(sc)
-                results[("all", name)].append(sc)
-                if kind in GRADUAL:
-                    results[("gradual", name)].append(sc)
-                line.append(f"{name} F1 {sc.f1:.2f} cov {sc.coverage:.2f} ({sc.keyframes}k, {secs:.2f}s)")
-            if not args.quiet:
-                print("  ".join(line), flush=True)
-
-    print()
-    print(f"set {args.which}, seeds {args.seeds}")
-    print("| type | method | F1 | coverage | precision | s/video | x content | videos |")
-    print("|---|---|---|---|---|---|---|---|")
-    for kind in [*types, "gradual", "all"]:
-        base = results.get((kind, "content"))
-        for name in methods:
-            rows = results.get((kind, name))
-            if not rows:
-                continue
-            f1, cov, prec, secs = (
-                statistics.fmean(getattr(r, f) for r in rows) for f in ("f1", "coverage", "precision", "seconds")
-            )
-            ratio = f"{secs / statistics.fmean(r.seconds for r in base):.2f}" if base else "n/a"
-            print(f"| {kind} | {name} | {f1:.3f} | {cov:.3f} | {prec:.3f} | {secs:.3f} | {ratio} | {len(rows)} |")
+    # Seed by seed over every set and type, so that a run cut short still covers all of them.
+    jobs: list[tuple[str, str, int]] = []
+    for k, seed in enumerate(parse_seeds(args.seeds)):
+        for j, which in enumerate(sets):
+            kinds = args.types.split(",") if args.types else list(SETS[which])
+            for kind in kinds:
+                if kind == "street" and k:
+                    continue  # one real street clip
+                jobs.append((which, kind, seed + 1000 * j))
+    records: list[dict] = []
+    for which, kind, seed in jobs:
+        video = make_video(which, kind, seed, args.cache)
+        line = [f"{which:8s} {kind:10s} s{seed:<5d} {len(video.scenes)} shots {video.duration_s:5.1f}s"]
+        for name, fn in methods.items():
+            times, secs = timed(lambda fn=fn, video=video: fn(video.path))
+            sc = score_keyframes(video, times, secs)
+            rec = {"set": which, "type": kind, "seed": seed, "method": name, "f1": sc.f1, "coverage": sc.coverage,
+                   "precision": sc.precision, "seconds": secs, "keyframes": sc.keyframes, "shots": len(video.scenes)}
+            records.append(rec)
+            if args.jsonl:
+                with args.jsonl.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            line.append(f"{name} F1 {sc.f1:.2f} cov {sc.coverage:.2f} ({sc.keyframes}k, {secs:.2f}s)")
+        print("  ".join(line), flush=True)
+    for which in sets:
+        print(f"\nset {which}\n{table(records, which)}")
     return 0
 
 
