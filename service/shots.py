@@ -112,10 +112,18 @@ class Features:
     mean: np.ndarray  # [M] mean luma
 
 
-def features(sig: np.ndarray) -> Features:
-    x = sig.astype(np.float32) * (1.0 / 255.0)
-    m = len(x)
-    luma = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114  # twice as fast as a matmul here
+def features(sig: np.ndarray, chunk: int = 512) -> Features:
+    """Features of every signature, a chunk of frames at a time (a long video has thousands of
+    frames; whole-video float arrays of every intermediate cost more in memory traffic than in
+    arithmetic)."""
+    parts = [_features(sig[k : k + chunk]) for k in range(0, len(sig), chunk)] or [_features(sig)]
+    return Features(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("luma", "colour", "edges", "mean")))
+
+
+def _features(sig: np.ndarray) -> Features:
+    m = len(sig)
+    luma = (sig[..., 0] * np.float32(0.299 / 255) + sig[..., 1] * np.float32(0.587 / 255)
+            + sig[..., 2] * np.float32(0.114 / 255))
     # Cumulative histograms of each channel (32 bins): their mean absolute difference is the
     # earth mover's distance, which grows with how far colours moved, not with how many pixels
     # crossed a bin edge (a flat-coloured shot that darkens a little is not a new shot).
@@ -124,30 +132,33 @@ def features(sig: np.ndarray) -> Features:
     codes = (np.arange(m)[:, None, None] * 96 + np.arange(3)[None, None, :] * 32 + q).ravel()
     hist = np.bincount(codes, minlength=m * 96).astype(np.float32).reshape(m, 3, 32)
     colour = np.cumsum(hist / q.shape[1], axis=2).reshape(m, -1)
-    gx = np.diff(luma, axis=2)[:, :-1, :]
-    gy = np.diff(luma, axis=1)[:, :, :-1]
+    gx = np.diff(luma, axis=2)[:, :28, :28]
+    gy = np.diff(luma, axis=1)[:, :28, :28]
     # Four orientation bins (|gx|, |gy|, two diagonals), energy pooled over a 4x4 grid of cells.
-    d1, d2 = np.abs(gx + gy) / 1.414, np.abs(gx - gy) / 1.414
-    maps = np.stack([np.abs(gx), np.abs(gy), d1, d2], axis=-1)[:, :28, :28]
-    cells = maps.reshape(m, 4, 7, 4, 7, 4).sum(axis=(2, 4))
+    cells = np.empty((m, 4, 4, 4), np.float32)
+    for o, grad in enumerate((np.abs(gx), np.abs(gy), np.abs(gx + gy) / 1.414, np.abs(gx - gy) / 1.414)):
+        cells[..., o] = grad.reshape(m, 4, 7, 4, 7).sum(axis=(2, 4))
     # A weak prior (a little energy everywhere) keeps a black or flat frame's map from being noise.
-    cells = cells + 0.02
+    cells += 0.02
     edges = cells / cells.sum(axis=(1, 2, 3), keepdims=True)
     mean = luma.mean(axis=(1, 2))
     return Features(luma - mean[:, None, None], colour, edges, mean)
 
 
-def _layout(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _layout(a: np.ndarray, b: np.ndarray, chunk: int = 512) -> np.ndarray:
     """Mean absolute difference of the (mean-free) luma of frame pairs (a[k], b[k]) at the best
-    small shift."""
+    small shift (a chunk of pairs at a time: the shifted differences stay in cache)."""
     s = _SHIFT
-    core = a[:, s:-s, s:-s]
-    n = core.shape[1] * core.shape[2]
+    n = (SIG - 2 * s) ** 2
     best = np.full(len(a), np.inf, np.float32)
-    for dy in range(-s, s + 1):
-        for dx in range(-s, s + 1):
-            shifted = b[:, s + dy : SIG - s + dy, s + dx : SIG - s + dx]
-            np.minimum(best, np.abs(core - shifted).reshape(len(a), -1).sum(axis=1), out=best)
+    for k in range(0, len(a), chunk):
+        core = a[k : k + chunk, s:-s, s:-s]
+        b_k = b[k : k + chunk]
+        out = best[k : k + chunk]
+        for dy in range(-s, s + 1):
+            for dx in range(-s, s + 1):
+                shifted = b_k[:, s + dy : SIG - s + dy, s + dx : SIG - s + dx]
+                np.minimum(out, np.abs(core - shifted).reshape(len(core), -1).sum(axis=1), out=out)
     return best / n
 
 
