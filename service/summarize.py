@@ -153,13 +153,13 @@ def _shifted_mad(a: np.ndarray, b: np.ndarray, shift: int = 2) -> np.ndarray:
     """Mean absolute difference of pairs a[k], b[k] ([M,S,S]) at the best shift of up to `shift`."""
     s = shift
     size = a.shape[1]
-    core = a[:, s : size - s, s : size - s]
+    core = a[:, s : size - s, s : size - s].reshape(len(a), -1)
     best = np.full(len(a), np.inf, np.float32)
     for dy in range(-s, s + 1):
         for dx in range(-s, s + 1):
-            moved = b[:, s + dy : size - s + dy, s + dx : size - s + dx]
-            best = np.minimum(best, np.abs(core - moved).mean(axis=(1, 2)))
-    return best
+            moved = b[:, s + dy : size - s + dy, s + dx : size - s + dx].reshape(len(b), -1)
+            np.minimum(best, np.abs(core - moved).sum(axis=1), out=best)
+    return best / core.shape[1]
 
 
 def _combine(dists: dict[str, np.ndarray]) -> np.ndarray:
