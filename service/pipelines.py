@@ -37,6 +37,7 @@ from models.frames import (
 from models.manifest import ModelManifest
 from models.preprocess import Preprocessing
 from service import pipeline as post
+from service import shots
 from service import summarize as summary
 from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
 from service.decoding import DecodeTimeoutError
@@ -207,7 +208,7 @@ def check_limits(settings: Settings, info: VideoInfo) -> None:
             f"the video is {info.width}x{info.height} = {pixels} pixels, above the limit of {settings.max_pixels}; "
             "downscale it",
         )
-    if info.duration_s > settings.max_duration_s:
+    if settings.max_duration_s and info.duration_s > settings.max_duration_s:
         raise ApiError(
             413,
             f"the video lasts {info.duration_s:.1f} s, above the limit of {settings.max_duration_s:g} s; "
@@ -327,6 +328,7 @@ class SummarizeInputs:
     frames: np.ndarray  # uint8 [N, H, W, 3] of those frames
     x: np.ndarray  # float32 [chunks, T, 3, H, W]
     decode_s: float
+    dense: shots.Dense | None = None  # every frame's signature (service.shots), when decoded
 
 
 class SummarizePipeline(_Pipeline):
@@ -347,15 +349,19 @@ class SummarizePipeline(_Pipeline):
         info = await probe_upload(self.decoder, deadline, path, s, cancel)
         check_limits(s, info)
         indices = sampling.plan_summary_indices(info, s.summarize_fps, s.summarize_max_frames)
-        chunks = sampling.chunk_indices(indices, prep.num_frames)
-        check_budget(s, info, indices, "exact")
         # Exact frames: cut positions and keyframe indices are reported to the frame (and the
-        # loop filter stays on: without it F1 fell from 0.980 to 0.974 in bench.scenes).
-        decode = functools.partial(prep.decode_clips, cancel=cancel)
-        frames_u8, x = await read_upload(self.decoder, deadline, decode, path, info, chunks,
-                                         self.decoder.options(exact=True), settings=s)
-        frames = frames_u8.reshape(-1, *frames_u8.shape[2:])[: len(indices)]
-        return SummarizeInputs(info, indices, frames, x, time.perf_counter() - t0)
+        # loop filter stays on: without it F1 fell from 0.980 to 0.974 in bench.scenes). Videos of
+        # at most SUMMARIZE_DENSE_MAX_FRAMES frames also get a signature of every frame (service.shots),
+        # unless decoding every frame would exceed the decode budget: then only the samples are decoded.
+        check_budget(s, info, indices, "exact")
+        dense_max = s.summarize_dense_max_frames
+        if info.frame_count * info.width * info.height / 1e6 > s.decode_budget_mpx:
+            dense_max = 0
+        read = functools.partial(shots.read_summary_frames, cancel=cancel)
+        frames, dense = await read_upload(self.decoder, deadline, read, path, info, indices,
+                                          prep, dense_max, self.decoder.options(exact=True), settings=s)
+        x = shots.model_clips(frames, prep)
+        return SummarizeInputs(info, indices, frames, x, time.perf_counter() - t0, dense)
 
     async def postprocess(self, path: str | Path, inputs: SummarizeInputs, result: InferResult, max_keyframes: int,
                           thumbnails: bool, deadline: float, started: float,
@@ -366,7 +372,8 @@ class SummarizePipeline(_Pipeline):
         attention = result.outputs["attention"].reshape(-1)[:n]
         # On the decode pool (CPU work), but not read_upload: a failure here is a bug, not the upload's.
         segs, keys = await self.decoder.run(
-            deadline, summary.summarize, inputs.frames, indices, [info.timestamp(i) for i in indices],
+            deadline, functools.partial(summary.summarize, dense=inputs.dense, frame_times=shots.frame_times(info)),
+            inputs.frames, indices, [info.timestamp(i) for i in indices],
             np.ascontiguousarray(embeddings, np.float32), np.ascontiguousarray(attention, np.float32),
             info.duration_s, info.frame_count, max_keyframes,
         )

@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     # Limits: client input beyond these is refused with 413 before any frame is decoded.
     max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest upload in bytes")
     max_pixels: int = Field(3840 * 2160, gt=0, description="largest width x height of a video")
-    max_duration_s: float = Field(600.0, gt=0, description="longest video in seconds")
+    # Duration is not what a request costs (sampling takes T frames and at most SUMMARIZE_MAX_FRAMES,
+    # whatever the length), so there is no duration limit unless one is asked for.
+    max_duration_s: float = Field(0.0, ge=0, description="longest video in seconds (0: no limit)")
     max_tensor_bytes: int = Field(
         256 * 1024 * 1024, gt=0, description="largest POST /v2/models/{name}/infer body in bytes (JSON or binary)"
     )
@@ -145,6 +147,11 @@ class Settings(BaseSettings):
     )
     summarize_max_frames: int = Field(
         summary_defaults.DEFAULT_SUMMARY_MAX_FRAMES, ge=1, description="most frames looked at by /summarize"
+    )
+    summarize_dense_max_frames: int = Field(
+        summary_defaults.DEFAULT_SUMMARY_DENSE_MAX_FRAMES, ge=0,
+        description="/summarize: videos of at most this many frames get every frame looked at (cuts to the "
+        "frame, short shots); longer ones only the sampled frames (0: never)",
     )
     thumbnail_max_side: int = Field(320, ge=16, description="longest side of a summary thumbnail")
 
