@@ -47,6 +47,15 @@ def load_checkpoint(path: Path) -> tuple[VideoTransformer, dict]:
 def export_onnx(model: VideoTransformer, path: Path, fp16: bool = False) -> None:
     cfg = model.cfg
     dummy = torch.zeros(2, cfg.num_frames, 3, cfg.height, cfg.width)
+    if getattr(cfg, "backbone", "none") != "none":
+        # Pretrained EfficientNet blocks: the TorchScript exporter gets them wrong, the dynamo
+        # exporter does not (models.efficientnet.export_dynamo); fp16 is not offered for them.
+        from models.efficientnet import export_dynamo
+
+        if fp16:
+            raise ExportError("--fp16 is not supported for networks with a pretrained backbone")
+        export_dynamo(model, path, cfg.num_frames, cfg.height, cfg.width)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(

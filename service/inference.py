@@ -190,6 +190,8 @@ async def classify(
         body["segments"] = pipeline.timeline(
             windows, probs[n:], info.duration_s, manifest.labels, s.timeline_labels
         )
+    if state.model.domain is not None:
+        body["domain"] = state.model.domain.answer(result.outputs["embeddings"][:n])
     body["timings_ms"] = {
         "decode": decode_s * 1000, "queue": result.queue_ms, "inference": result.inference_ms,
         "total": (time.perf_counter() - start) * 1000,
