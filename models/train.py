@@ -30,7 +30,7 @@ from tqdm import tqdm
 from models import jobs as workers_jobs
 from models import synthetic
 from models.backbone import backbone_normalization
-from models.network import NetworkConfig, VideoTransformer
+from models.registry import build_network
 
 MEAN = [0.45, 0.45, 0.45]
 STD = [0.25, 0.25, 0.25]
@@ -111,7 +111,8 @@ def folder_splits(root: Path, split_dir: Path | None, split: int, val_fraction: 
 def folder_dataset(videos: list[tuple[Path, int]], frames: int, size: int, policy: str,
                    workers: int, cache: Path, desc: str) -> Dataset:
     stamp = "|".join(f"{p}:{p.stat().st_mtime_ns}:{y}" for p, y in videos)
-    key = hashlib.sha256(f"{stamp}|{frames}|{size}|{policy}".encode()).hexdigest()[:16]
+    # v2: each video gives the clips /classify takes from it (models.sampling.plan_training_clips).
+    key = hashlib.sha256(f"v2|{stamp}|{frames}|{size}|{policy}".encode()).hexdigest()[:16]
     path = cache / f"folder-{key}.npz"
     if path.exists():
         data = np.load(path)
@@ -119,11 +120,11 @@ def folder_dataset(videos: list[tuple[Path, int]], frames: int, size: int, polic
     jobs = [(str(p), frames, size, policy) for p, _ in videos]
     clips, labels = [], []
     with mp.get_context("spawn").Pool(workers, initializer=workers_jobs.quiet_av) as pool:
-        for (_, y), clip in tqdm(zip(videos, pool.imap(workers_jobs.folder_clip, jobs, chunksize=4)),
-                                 total=len(jobs), desc=desc):
-            if clip is not None:
-                clips.append(clip)
-                labels.append(y)
+        for (_, y), video_clips in tqdm(zip(videos, pool.imap(workers_jobs.folder_clip, jobs, chunksize=4)),
+                                        total=len(jobs), desc=desc):
+            if video_clips is not None:
+                clips.extend(video_clips)
+                labels.extend([y] * len(video_clips))
     if not clips:
         raise SystemExit("no video in the folder could be decoded")
     cache.mkdir(parents=True, exist_ok=True)
@@ -202,7 +203,7 @@ def standardize(x: torch.Tensor, mean_: list[float] = MEAN, std_: list[float] = 
 # ---------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def evaluate(model: VideoTransformer, data: Dataset, labels: list[str], batch_size: int = 128,
+def evaluate(model: torch.nn.Module, data: Dataset, labels: list[str], batch_size: int = 128,
              mean: list[float] = MEAN, std: list[float] = STD) -> dict:
     model.eval()
     n = len(data.labels)
@@ -240,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoded-share", type=float, default=0.15, help="synthetic clips passed through a codec")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
+    p.add_argument("--resize", choices=["stretch", "shorter_side_crop", "letterbox"], default="stretch")
+    p.add_argument("--architecture", default="video_transformer",
+                   help="network, by its models.registry name (stored in the checkpoint and model.json)")
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--heads", type=int, default=4)
@@ -283,7 +286,7 @@ def load_data(args: argparse.Namespace) -> tuple[list[str], Dataset, Dataset, bo
     return labels, train, val, False
 
 
-def param_groups(model: VideoTransformer, args: argparse.Namespace) -> list[dict]:
+def param_groups(model: torch.nn.Module, args: argparse.Namespace) -> list[dict]:
     """AdamW groups: decay on matrices only; pretrained blocks (fine-tuning) at a lower rate."""
     pretrained = {id(p) for p in model.stem.pretrained_parameters()} if args.backbone != "none" else set()
     groups: dict[tuple[bool, bool], list] = {}
@@ -298,7 +301,7 @@ def param_groups(model: VideoTransformer, args: argparse.Namespace) -> list[dict
 
 
 @torch.no_grad()
-def backbone_features(model: VideoTransformer, data: Dataset, mean: list[float], std: list[float],
+def backbone_features(model: torch.nn.Module, data: Dataset, mean: list[float], std: list[float],
                       batch_size: int = 32) -> torch.Tensor:
     """The frozen blocks' feature maps of every training clip, once: float16 [N, T, C, h, w]."""
     model.stem.eval()
@@ -310,7 +313,7 @@ def backbone_features(model: VideoTransformer, data: Dataset, mean: list[float],
     return torch.cat(out)
 
 
-def cached_forward(model: VideoTransformer, cached: torch.Tensor, idx: np.ndarray, labels: np.ndarray,
+def cached_forward(model: torch.nn.Module, cached: torch.Tensor, idx: np.ndarray, labels: np.ndarray,
                    augment: Augment) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits from cached features. Of the augmentations only time reversal (with its label swap)
     applies to features: flips and color changes would need the pixels."""
@@ -336,11 +339,14 @@ def train(args: argparse.Namespace) -> dict:
     labels, train_data, val_data, motion = load_data(args)
     data_s = time.perf_counter() - started
 
-    cfg = NetworkConfig(num_classes=len(labels), num_frames=args.frames, height=args.size,
-                        width=args.size, dim=args.dim, depth=args.depth, heads=args.heads,
-                        backbone=args.backbone, backbone_blocks=args.backbone_blocks,
-                        freeze_backbone=args.freeze_backbone)
-    model = VideoTransformer(cfg)
+    config = {"num_classes": len(labels), "num_frames": args.frames, "height": args.size, "width": args.size,
+              "dim": args.dim, "depth": args.depth, "heads": args.heads}
+    if args.backbone != "none":
+        config |= {"backbone": args.backbone, "backbone_blocks": args.backbone_blocks,
+                   "freeze_backbone": args.freeze_backbone}
+    model = build_network(args.architecture, config)
+    if hasattr(model, "cfg"):
+        config = model.cfg.to_dict()  # the architecture's full config, defaults included
     mean, std = (MEAN, STD) if args.backbone == "none" else backbone_normalization(args.backbone)
     optimizer = torch.optim.AdamW(param_groups(model, args), lr=args.lr)
     steps_per_epoch = math.ceil(len(train_data.labels) / args.batch_size)
@@ -410,7 +416,8 @@ def train(args: argparse.Namespace) -> dict:
               f"val top-1 {val['top1']:.4f}  ({record['seconds']:.0f}s)", flush=True)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "history": history,
-                 "best": max(best, val["top1"]), "rng": torch.get_rng_state(), "config": cfg.to_dict(),
+                 "best": max(best, val["top1"]), "rng": torch.get_rng_state(), "config": config,
+                 "architecture": args.architecture,
                  "labels": labels, "mean": mean, "std": std, "resize": args.resize, "val": val,
                  "args": {k: str(v) for k, v in vars(args).items()}}
         torch.save(state, last_path)
