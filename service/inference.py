@@ -102,6 +102,7 @@ async def summarize(
     state: StateDep,
     max_keyframes: Annotated[int, Query(ge=1, le=64, description="upper bound on keyframes")] = 8,
     thumbnails: Annotated[bool, Query(description="embed a JPEG of each keyframe")] = False,
+    labels: Annotated[bool, Query(description="classify each segment with the model; add its top labels")] = False,
     model: ModelQuery = None,
 ) -> SummarizeResponse:
     start = time.perf_counter()
@@ -110,4 +111,4 @@ async def summarize(
     _admit(state, served)
     async with receive_upload(request, state.settings.max_upload_bytes, state.settings.tmp_dir) as path:
         return await served.pipelines.summarize(path, max_keyframes=max_keyframes, thumbnails=thumbnails,
-                                                started=start)
+                                                labels=labels, started=start)

@@ -256,12 +256,13 @@ class SummarizePipeline(_Pipeline):
     """Segments (shots/scenes) and keyframes of one video (service.summarize's detection)."""
 
     async def __call__(self, path: str | Path, max_keyframes: int = 8, thumbnails: bool = False,
-                       deadline: float | None = None, started: float | None = None) -> SummarizeResponse:
+                       deadline: float | None = None, started: float | None = None,
+                       labels: bool = False) -> SummarizeResponse:
         started = started if started is not None else time.perf_counter()
         deadline = self._deadline(deadline)
         inputs = await self.preprocess(path, deadline)
         result = await run_forward(self.model, inputs.x, deadline, self.settings)
-        return await self.postprocess(path, inputs, result, max_keyframes, thumbnails, deadline, started)
+        return await self.postprocess(path, inputs, result, max_keyframes, thumbnails, deadline, started, labels)
 
     async def preprocess(self, path: str | Path, deadline: float) -> SummarizeInputs:
         s, prep = self.settings, self.model.preprocessing
@@ -278,7 +279,8 @@ class SummarizePipeline(_Pipeline):
         return SummarizeInputs(info, indices, frames, x, time.perf_counter() - t0)
 
     async def postprocess(self, path: str | Path, inputs: SummarizeInputs, result: InferResult, max_keyframes: int,
-                          thumbnails: bool, deadline: float, started: float) -> SummarizeResponse:
+                          thumbnails: bool, deadline: float, started: float,
+                          labels: bool = False) -> SummarizeResponse:
         info, indices, n = inputs.info, inputs.indices, len(inputs.indices)
         embeddings = result.outputs["embeddings"]
         embeddings = embeddings.reshape(-1, embeddings.shape[-1])[:n]
@@ -289,6 +291,7 @@ class SummarizePipeline(_Pipeline):
             np.ascontiguousarray(embeddings, np.float32), np.ascontiguousarray(attention, np.float32),
             info.duration_s, info.frame_count, max_keyframes,
         )
+        segment_labels = await self._segment_labels(inputs, segs, deadline) if labels else [None] * len(segs)
         decode_s = inputs.decode_s
         thumbs: list[str | None] = [None] * len(keys)
         if thumbnails:
@@ -302,13 +305,33 @@ class SummarizePipeline(_Pipeline):
             model=self.model.ref,
             video=video_meta(info),
             segments=[SummarySegment(start_s=post.finite(g.start_s), end_s=post.finite(g.end_s),
-                                     start_index=int(g.start_index), end_index=int(g.end_index)) for g in segs],
+                                     start_index=int(g.start_index), end_index=int(g.end_index),
+                                     labels=segment_labels[i])
+                      for i, g in enumerate(segs)],
             keyframes=[SummaryKeyframe(index=int(k.index), timestamp_s=post.finite(k.timestamp_s),
                                        score=post.finite(k.score), segment=int(k.segment), thumbnail=thumbs[i])
                        for i, k in enumerate(keys)],
             timings_ms=Timings(decode=decode_s * 1000, queue=result.queue_ms, inference=result.inference_ms,
                                total=(time.perf_counter() - started) * 1000),
         )
+
+
+    async def _segment_labels(self, inputs: SummarizeInputs, segs: list, deadline: float) -> list[list[LabelScore]]:
+        """Each segment classified as one clip of T of the frames already decoded in it (no second
+        decode): spread evenly over the segment, repeated when it holds fewer than T."""
+        t = self.model.preprocessing.num_frames
+        positions = np.asarray(inputs.indices)
+        clips = []
+        for g in segs:
+            inside = np.flatnonzero((positions >= g.start_index) & (positions <= g.end_index))
+            if len(inside) == 0:  # a segment between two looked-at frames: its nearest one
+                inside = np.array([int(np.argmin(np.abs(positions - (g.start_index + g.end_index) / 2)))])
+            clips.append(inputs.frames[inside[np.linspace(0, len(inside) - 1, t).round().astype(int)]])
+        x = self.model.preprocessing.normalize(np.stack(clips))
+        result = await run_forward(self.model, x, deadline, self.settings)
+        probs = post.softmax(result.outputs["logits"])
+        names, k = self.model.manifest.labels, self.settings.timeline_labels
+        return [_labels(post.top_labels(p, names, k)) for p in probs]
 
 
 # ---------------------------------------------------------------- in-process use

@@ -65,6 +65,7 @@ class SummarySegment(BaseModel):
     end_s: float
     start_index: int
     end_index: int
+    labels: list[LabelScore] | None = Field(None, description="only with labels=true")
 
 
 class SummaryKeyframe(BaseModel):
