@@ -71,8 +71,10 @@ def _encoder(out: av.container.OutputContainer, codec: str, width: int, height: 
 
 def write_photo_video(path: Path, image: np.ndarray, move: str = "pan", codec: str = "libx264",
                       width: int = 320, height: int = 240, fps: int = 15, seconds: float = 2.0,
-                      before_s: float = 0.0, after_s: float = 0.0, filler: int = 128) -> Path:
-    """Film `image` with a moving camera; `before_s`/`after_s` of flat `filler` grey around it."""
+                      before_s: float = 0.0, after_s: float = 0.0, filler: int = 128,
+                      filler_after: int | None = None) -> Path:
+    """Film `image` with a moving camera; `before_s` of flat `filler` grey before it and `after_s`
+    of `filler_after` (default: the same grey) after it."""
     h, w = image.shape[:2]
     aspect = width / height
     out = av.open(str(path), mode="w")
@@ -81,6 +83,7 @@ def write_photo_video(path: Path, image: np.ndarray, move: str = "pan", codec: s
         stream.time_base = Fraction(1, fps)
         n_before, n_photo, n_after = round(before_s * fps), max(2, round(seconds * fps)), round(after_s * fps)
         flat = np.full((height, width, 3), filler, np.uint8)
+        flat_after = flat if filler_after is None else np.full((height, width, 3), filler_after, np.uint8)
         for i in range(n_before + n_photo + n_after):
             k = i - n_before
             if 0 <= k < n_photo:
@@ -89,7 +92,7 @@ def write_photo_video(path: Path, image: np.ndarray, move: str = "pan", codec: s
                 frame = av.VideoFrame.from_ndarray(view, format="rgb24").reformat(
                     width=width, height=height, interpolation="AREA")
             else:
-                frame = av.VideoFrame.from_ndarray(flat, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(flat if k < 0 else flat_after, format="rgb24")
             frame = frame.reformat(format=stream.pix_fmt)
             frame.pts = i
             for packet in stream.encode(frame):
