@@ -63,6 +63,15 @@ def _input_shape(model: torch.nn.Module) -> tuple[int, int, int]:
 def export_onnx(model: torch.nn.Module, path: Path, fp16: bool = False) -> None:
     t, h, w = _input_shape(model)
     dummy = torch.zeros(2, t, 3, h, w)
+    if getattr(model.cfg, "backbone", "none") != "none":
+        # Pretrained EfficientNet blocks: the TorchScript exporter gets them wrong, the dynamo
+        # exporter does not (models.efficientnet.export_dynamo); fp16 is not offered for them.
+        from models.efficientnet import export_dynamo
+
+        if fp16:
+            raise ExportError("--fp16 is not supported for networks with a pretrained backbone")
+        export_dynamo(model, path, t, h, w)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(

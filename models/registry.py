@@ -29,6 +29,7 @@ def register_architecture(name: str) -> Callable[[Builder], Builder]:
 
 def _load_builtin() -> None:
     # Importing a network module registers it; torch is imported only here, on demand.
+    import models.efficientnet
     import models.network  # noqa: F401
 
 
