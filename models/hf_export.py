@@ -9,7 +9,7 @@ checkpoint's config (labels from id2label, T = num_frames) and its processor con
 (input size, resize policy, rescale, mean/std; models.hf_source).
 
 Nothing is written unless, on the machine that exports:
-- ONNX Runtime agrees with torch on random inputs at batch 1 and 3 (logits within 1e-4 of
+- ONNX Runtime agrees with torch on random inputs at batch 1 and 2 (logits within 1e-4 of
   the logits' scale in fp32, 3e-2 in fp16; attention rows sum to 1), and the wrapped
   model's logits are exactly transformers' own;
 - preprocessing parity (models.hf_parity): a real encoded clip decoded by models.frames and
@@ -101,17 +101,19 @@ def check_parity(model: HFVideoClassifier, path: Path, fp16: bool, seed: int = 1
     rng = np.random.default_rng(seed)
     worst = {"logits": 0.0, "attention": 0.0, "embeddings": 0.0, "attention_row_sum": 0.0,
              "probabilities": 0.0, "logit_scale": 0.0, "wrapper_vs_transformers": 0.0, "top1_agree": 1.0}
-    for batch in (1, 3):
+    # Batch 1 and 2 prove the dynamic batch axis; a base-size clip costs seconds on a CPU, so no more.
+    for batch in (1, 2):
         x = rng.standard_normal((batch, model.num_frames, 3, model.height, model.width)).astype(np.float32)
         with torch.no_grad():
             expected = [t.numpy() for t in model(torch.from_numpy(x))]
-            own = model.hf(pixel_values=torch.from_numpy(x)).logits.numpy()
+            if batch == 1:  # the hooks only read: transformers' own forward gives the same logits
+                own = model.hf(pixel_values=torch.from_numpy(x)).logits.numpy()
+                worst["wrapper_vs_transformers"] = float(np.abs(own - expected[0]).max())
         got = session.run(list(OUTPUT_NAMES), {"frames": x})
         for name, e, g in zip(OUTPUT_NAMES, expected, got):
             if g.shape != e.shape:
                 raise ExportError(f"{name}: ONNX shape {g.shape} != torch shape {e.shape}")
             worst[name] = max(worst[name], float(np.abs(g - e).max()))
-        worst["wrapper_vs_transformers"] = max(worst["wrapper_vs_transformers"], float(np.abs(own - expected[0]).max()))
         worst["logit_scale"] = max(worst["logit_scale"], float(np.abs(expected[0]).max()))
         prob_diff = float(np.abs(_softmax(got[0]) - _softmax(expected[0])).max())
         worst["probabilities"] = max(worst["probabilities"], prob_diff)

@@ -24,14 +24,21 @@ def _labels(n: int) -> dict[int, str]:
     return {i: KINETICS_LIKE[i] if i < len(KINETICS_LIKE) else f"class {i}" for i in range(n)}
 
 
-def build(arch: str, size: str = "tiny", num_labels: int | None = None, seed: int = 0) -> tuple[Any, Any]:
-    """(model, processor) with random weights."""
+def build(arch: str, size: str = "tiny", num_labels: int | None = None, seed: int = 0,
+          init_range: float | None = None) -> tuple[Any, Any]:
+    """(model, processor) with random weights.
+
+    `init_range` (the configs' initializer_range): tiny models default to 0.5, so that their
+    probabilities are far from uniform and depend on the input (a test that compares
+    probabilities must be able to fail); base models keep transformers' 0.02.
+    """
     import torch
     import transformers as tf
 
     num_labels = num_labels or (5 if size == "tiny" else 400)
     id2label = _labels(num_labels)
-    common: dict[str, Any] = dict(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    common: dict[str, Any] = dict(id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                                  initializer_range=init_range or (0.5 if size == "tiny" else 0.02))
     if size == "tiny":
         common.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                       image_size=32)
@@ -66,9 +73,10 @@ def build(arch: str, size: str = "tiny", num_labels: int | None = None, seed: in
     return model.eval(), processor
 
 
-def write(arch: str, out: Path, size: str = "tiny", num_labels: int | None = None, seed: int = 0) -> Path:
+def write(arch: str, out: Path, size: str = "tiny", num_labels: int | None = None, seed: int = 0,
+          init_range: float | None = None) -> Path:
     """A save_pretrained folder (config.json, weights, preprocessor_config.json) of a random model."""
-    model, processor = build(arch, size, num_labels, seed)
+    model, processor = build(arch, size, num_labels, seed, init_range)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
