@@ -125,29 +125,18 @@ async def load(url: str, clip: bytes, name: str, concurrency: int, requests: int
 
 
 def in_process(path: Path, model_dir: Path, requests: int, time_cap: float) -> list[float]:
-    """The same work one request at a time, with the service's default settings: probe, plan
-    the clips, decode them (as an idle service would), normalize, ORT run. No HTTP, no batcher."""
-    import onnxruntime as ort
+    """The same work one request at a time, with the service's default settings: the service's own
+    /classify pipeline (service.pipelines) in-process, decoding as an idle service does, with a
+    direct ONNX Runtime call instead of the batcher. No HTTP."""
+    import asyncio
 
-    from models import frames as F
-    from models.manifest import ModelManifest
-    from service import pipeline
+    from service.pipelines import Pipelines
     from service.settings import Settings
-    from service.state import decode_options
 
-    settings = Settings(model_dir=model_dir)
-    manifest = ModelManifest.load(model_dir)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = cores()
-    session = ort.InferenceSession(str(Path(model_dir) / manifest.onnx_file), options,
-                                   providers=["CPUExecutionProvider"])
-    decode = decode_options(settings, busy=False)  # as an idle service decodes
+    classify = Pipelines.local(model_dir, Settings(model_dir=model_dir), intra_op_threads=cores()).classify
 
     def once() -> None:
-        info = F.probe_video(path)
-        clips = pipeline.plan_clips(info, manifest.num_frames, settings.clip_window_s, settings.max_clips)
-        _, x = pipeline.decode_clips(path, info, clips, manifest, decode)
-        session.run(None, {manifest.input_name: x})
+        asyncio.run(classify(path))
 
     once()  # warm-up, as the service warms up before it is ready
     latencies: list[float] = []

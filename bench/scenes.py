@@ -13,6 +13,7 @@ detected scene. Times are wall-clock per video, decode included, for every metho
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
@@ -24,12 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from bench.scenegen import SceneVideo, generate_video
-from models.frames import normalize, probe_video, read_frames
-from models.manifest import ModelManifest
-from service.summarize import DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES, plan_summary_indices, summarize
+from models.frames import probe_video
+from service.summarize import DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("hard", "crossfade", "fade-black", "mixed")
@@ -67,45 +65,19 @@ def scenedetect_keyframes(path: Path, detector: str) -> list[float]:
 
 
 class Pipeline:
-    """Our pipeline in-process, as the service runs it: probe, plan, decode, model, summarize."""
+    """Our /summarize pipeline in-process (service.pipelines): probe, plan, decode, model, summarize."""
 
     def __init__(self, model_dir: Path, fps: float, max_frames: int) -> None:
-        import onnxruntime as ort
+        from service.pipelines import Pipelines
+        from service.settings import Settings
 
-        self.manifest = ModelManifest.load(model_dir)
-        opts = ort.SessionOptions()
-        self.session = ort.InferenceSession(
-            str(model_dir / self.manifest.onnx_file), opts, providers=["CPUExecutionProvider"]
-        )
-        self.fps, self.max_frames = fps, max_frames
-
-    def embed(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-frame embeddings [N,D] and attention [N], running the frames in clips of T."""
-        m = self.manifest
-        t = m.num_frames
-        n = len(frames)
-        pad = (-n) % t
-        padded = np.concatenate([frames, np.repeat(frames[-1:], pad, 0)]) if pad else frames
-        x = normalize(padded, m.mean, m.std).reshape(-1, t, 3, m.height, m.width)
-        out = self.session.run([m.outputs.embeddings, m.outputs.attention], {m.input_name: x})
-        return out[0].reshape(-1, out[0].shape[-1])[:n], out[1].reshape(-1)[:n]
+        settings = Settings(model_dir=model_dir, summarize_fps=fps, summarize_max_frames=max_frames,
+                            max_duration_s=3600.0, max_pixels=1 << 26)
+        self.pipelines = Pipelines.local(model_dir, settings)
 
     def keyframes(self, path: Path, max_keyframes: int) -> list[float]:
-        info = probe_video(path)
-        indices = plan_summary_indices(info, self.fps, self.max_frames)
-        frames = read_frames(path, info, indices, self.manifest.size, self.manifest.resize)
-        emb, att = self.embed(frames)
-        _, keys = summarize(
-            frames,
-            indices,
-            [info.timestamp(i) for i in indices],
-            emb,
-            att,
-            info.duration_s,
-            info.frame_count,
-            max_keyframes,
-        )
-        return [k.timestamp_s for k in keys]
+        answer = asyncio.run(self.pipelines.summarize(path, max_keyframes=max_keyframes))
+        return [k.timestamp_s for k in answer.keyframes]
 
 
 def http_keyframes(url: str, path: Path, max_keyframes: int) -> list[float]:

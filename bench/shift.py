@@ -19,6 +19,7 @@ default settings, ONNX Runtime), and with exact decoding for comparison. Needs O
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
@@ -31,10 +32,6 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-import onnxruntime as ort
-
-from models import frames as F
-from models.manifest import ModelManifest
 
 LABELS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "blink", "fade_in", "fade_out",
           "static")
@@ -231,9 +228,8 @@ def _tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream
 
 
 def main(argv: list[str] | None = None) -> None:
-    from service.pipeline import decode_clips, plan_clips
+    from service.pipelines import Pipelines
     from service.settings import Settings
-    from service.state import decode_options
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "motion")
@@ -241,12 +237,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=900_000)
     args = p.parse_args(argv)
     av.logging.set_level(av.logging.ERROR)
-    settings = Settings(model_dir=args.model)
-    manifest = ModelManifest.load(args.model)
-    session = ort.InferenceSession(str(args.model / manifest.onnx_file), providers=["CPUExecutionProvider"])
+    # The service's /classify pipeline in-process, with its default decode and with exact decoding.
     variants = {
-        "service defaults": decode_options(settings, busy=False),
-        "exact": decode_options(settings, busy=False, exact=True),
+        "service defaults": Pipelines.local(args.model, Settings(model_dir=args.model)),
+        "exact": Pipelines.local(args.model, Settings(model_dir=args.model, decode_mode="exact",
+                                                      decode_loop_filter=True)),
     }
     right = Counter()
     per_label: dict[str, Counter] = {v: Counter() for v in variants}
@@ -261,13 +256,9 @@ def main(argv: list[str] | None = None) -> None:
             clip = make_clip(args.seed + i, label)
             path = Path(tmp) / f"{i}.{ext}"
             encode(clip, path, codec, fmt, pix_fmt, audio=i % 3 == 0 and fmt != "avi", rng=rng)
-            info = F.probe_video(path)
-            plan = plan_clips(info, manifest.num_frames, settings.clip_window_s, settings.max_clips)
             guesses = []
-            for name, options in variants.items():
-                _, x = decode_clips(path, info, plan, manifest, options)
-                probs = session.run(["logits"], {manifest.input_name: x})[0].mean(axis=0)
-                guess = manifest.labels[int(np.argmax(probs))]
+            for name, pipelines in variants.items():
+                guess = asyncio.run(pipelines.classify(path, top_k=1)).labels[0].label
                 ok = guess == label
                 right[name] += ok
                 per_label[name][label] += ok

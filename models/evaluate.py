@@ -8,13 +8,14 @@ Several models and decode variants are scored on the same clips (paired comparis
 Unlike the validation set (rendered at the sampled frames, small working resolution), each
 clip here is a real file at full size (96x96 to 1920x1080, portrait too), 8-60 fps, 1-10 s,
 in one of nine codec/container pairs, some with audio, read through the serving path
-(probe + sample + ONNX Runtime). Seeds are far from the training seeds. It is still this
+(service.pipelines: the /classify pipeline itself, in-process). Seeds are far from the training seeds. It is still this
 project's renderer, so it measures codecs, sizes and the pipeline, not renderer shift.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
@@ -30,6 +31,8 @@ import onnxruntime as ort
 from models import frames as F
 from models import synthetic
 from models.manifest import ModelManifest
+from service.pipelines import Pipelines
+from service.settings import Settings
 
 PAIRS = (
     ("libx264", "mp4", "mp4"), ("libx265", "mp4", "mp4"), ("libvpx", "webm", "webm"),
@@ -114,6 +117,14 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(score_cached(args.cached, models), indent=2))
         return
     variants = [(m, d) for m in range(len(models)) for d in args.decode]
+    # The service's own /classify pipeline (plan, decode, preprocess from model.json, model,
+    # postprocess), in-process, with each variant's decode settings.
+    pipelines = {
+        (m, d): Pipelines.local(models[m][0], Settings(
+            decode_mode=DECODES[d][0], decode_loop_filter=DECODES[d][1], max_duration_s=3600.0, max_pixels=1 << 26,
+        ))
+        for m, d in variants
+    }
     tallies = {v: Tally() for v in variants}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,15 +136,10 @@ def main(argv: list[str] | None = None) -> None:
             pix = "yuvj420p" if codec == "mjpeg" else "yuv420p"
             synthetic.write_video(str(path), spec, codec, container, pix, quality=0.5 + 0.5 * (i % 2),
                                   max_side=args.max_side, audio=i % 3 == 0 and container != "avi")
-            info = F.probe_video(path)
             guesses = []
             for m, d in variants:
-                _, manifest, session = models[m]
-                mode, loop_filter = DECODES[d]
-                clip = F.sample_frames(path, manifest.num_frames, manifest.size, info=info,
-                                       policy=manifest.resize, mode=mode, loop_filter=loop_filter)
-                x = F.normalize(clip.frames, manifest.mean, manifest.std)[None]
-                guess = manifest.labels[int(np.argmax(session.run(["logits"], {manifest.input_name: x})[0][0]))]
+                answer = asyncio.run(pipelines[(m, d)].classify(path, top_k=1))
+                guess = answer.labels[0].label
                 tallies[(m, d)].add(label, guess, f"{codec}/{container}")
                 guesses.append(guess)
             # A running tally: a long evaluation that is cut short still says something.

@@ -23,7 +23,7 @@ import onnxruntime as ort
 import torch
 
 from models.manifest import ModelManifest, ModelOutputs, file_sha256
-from models.network import NetworkConfig, VideoTransformer
+from models.registry import build_network
 
 # onnx 1.23 stamps IR version 14, which onnxruntime-gpu 1.31 refuses to load; the graph
 # uses nothing newer than IR 10 (opset 17), so it is saved as IR 10.
@@ -36,18 +36,31 @@ class ExportError(RuntimeError):
     pass
 
 
-def load_checkpoint(path: Path) -> tuple[VideoTransformer, dict]:
+# Checkpoints written before the registry stored no architecture: they are all this one.
+DEFAULT_ARCHITECTURE = "video_transformer"
+
+
+def checkpoint_architecture(state: dict) -> str:
+    return state.get("architecture") or DEFAULT_ARCHITECTURE
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
+    """The checkpoint's network, built by its architecture's registered builder (models.registry)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = VideoTransformer(NetworkConfig(**{
-        k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()
-    }))
+    model = build_network(checkpoint_architecture(state), state["config"])
     model.load_state_dict(state["model"])
     return model.eval(), state
 
 
-def export_onnx(model: VideoTransformer, path: Path, fp16: bool = False) -> None:
+def _input_shape(model: torch.nn.Module) -> tuple[int, int, int]:
+    """(T, H, W) of the network's clips; every registered architecture keeps them in `cfg`."""
     cfg = model.cfg
-    dummy = torch.zeros(2, cfg.num_frames, 3, cfg.height, cfg.width)
+    return cfg.num_frames, cfg.height, cfg.width
+
+
+def export_onnx(model: torch.nn.Module, path: Path, fp16: bool = False) -> None:
+    t, h, w = _input_shape(model)
+    dummy = torch.zeros(2, t, 3, h, w)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(
@@ -70,14 +83,14 @@ def _to_fp16(graph: onnx.ModelProto) -> onnx.ModelProto:
     return float16.convert_float_to_float16(graph, keep_io_types=True)
 
 
-def check_parity(model: VideoTransformer, path: Path, fp16: bool, seed: int = 1234) -> dict:
+def check_parity(model: torch.nn.Module, path: Path, fp16: bool, seed: int = 1234) -> dict:
     """Run ONNX Runtime and torch on the same fresh random inputs; raise if they disagree."""
-    cfg = model.cfg
+    t, h, w = _input_shape(model)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
     worst = {"logits": 0.0, "attention": 0.0, "embeddings": 0.0, "attention_row_sum": 0.0}
     for batch in (1, 3):
-        x = rng.standard_normal((batch, cfg.num_frames, 3, cfg.height, cfg.width)).astype(np.float32)
+        x = rng.standard_normal((batch, t, 3, h, w)).astype(np.float32)
         with torch.no_grad():
             expected = [t.numpy() for t in model(torch.from_numpy(x))]
         got = session.run(list(OUTPUT_NAMES), {"frames": x})
@@ -104,15 +117,16 @@ def export(checkpoint: Path, out: Path, name: str, version: str, fp16: bool = Fa
         onnx_path = out / "model.onnx"
         candidate.replace(onnx_path)
     val = state.get("val") or {}
+    t, h, w = _input_shape(model)
     manifest = ModelManifest(
         name=name, version=version, labels=list(state["labels"]),
-        num_frames=model.cfg.num_frames, height=model.cfg.height, width=model.cfg.width,
+        num_frames=t, height=h, width=w, architecture=checkpoint_architecture(state),
         mean=list(state["mean"]), std=list(state["std"]), resize=state.get("resize", "stretch"),
         input_name="frames", outputs=ModelOutputs(), onnx_file="model.onnx",
         sha256=file_sha256(onnx_path), precision="fp16" if fp16 else "fp32",
         metrics={"val_top1": val.get("top1"), "val_loss": val.get("loss"), "val_clips": val.get("count"),
                  "per_class": val.get("per_class"), "parity_max_abs_diff": parity},
-        network=model.cfg.to_dict(),
+        network=dict(state["config"]),
         training={"checkpoint_epoch": state.get("epoch", -1) + 1, "args": state.get("args", {})},
     )
     manifest.save(out)

@@ -6,7 +6,8 @@ that we know each sampled frame's true index and timestamp (also for variable fr
 and for containers such as WebM that report no frame count), and we can plan the decode:
 seek to the keyframe before a target when that skips work, and stop after the last one.
 Resizing happens in FFmpeg's scaler (area filter: a thin object survives a 20x
-downscale), and the whole frame stays visible: no center crop can lose a moving object.
+downscale); a centre crop or letterbox pad is FFmpeg's crop or pad filter. The default
+policy (stretch) keeps the whole frame visible: no centre crop can lose a moving object.
 """
 
 from __future__ import annotations
@@ -21,13 +22,32 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 import av
+import av.filter
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
-ResizePolicy = Literal["stretch", "letterbox"]
+from models.sampling import uniform_indices
+
+ResizePolicy = Literal["stretch", "shorter_side_crop", "letterbox"]
 # "exact": every returned frame is the one asked for (training depends on it).
 # "fast": a frame may be replaced by a nearby one that is cheaper to reach; see _fast_plan.
 DecodeMode = Literal["exact", "fast"]
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How one decode runs (not what it returns, except that fast mode may move frames).
+
+    threads: FFmpeg frame threads (0 = FFmpeg's choice); mode: exact or fast (see
+    fast_tolerance); loop_filter: False skips H.264/HEVC deblocking; hwaccel: a hardware
+    decoder from hardware_decoder; workers: decoders the GOPs may be split over.
+    """
+
+    threads: int = 0
+    mode: DecodeMode = "exact"
+    loop_filter: bool = True
+    hwaccel: HWAccel | None = None
+    workers: int = 1
 
 
 class VideoDecodeError(ValueError):
@@ -165,45 +185,87 @@ def probe_video(path: Source) -> VideoInfo:
         )
 
 
-def uniform_indices(
-    info: VideoInfo, num_frames: int, start_s: float = 0.0, end_s: float | None = None
-) -> list[int]:
-    """The frames on screen at the middle of `num_frames` equal parts of [start_s, end_s)."""
-    end = info.duration_s if end_s is None else min(end_s, info.duration_s)
-    start = max(0.0, min(start_s, end))
-    step = (end - start) / num_frames
-    return [info.index_at(start + (i + 0.5) * step) for i in range(num_frames)]
+def _fit(src_w: int, src_h: int, out_w: int, out_h: int, policy: ResizePolicy,
+         shorter: int | None) -> tuple[int, int]:
+    """The size (w, h) the whole displayed picture is scaled to before a crop or pad to out_w x out_h."""
+    if policy == "letterbox":
+        scale = min(out_w / src_w, out_h / src_h)
+    elif policy == "shorter_side_crop":
+        # Shorter side to S, but never below what the centre crop needs (S < H or W).
+        scale = max((shorter or min(out_w, out_h)) / min(src_w, src_h), out_w / src_w, out_h / src_h)
+    else:
+        return out_w, out_h
+    fit_w, fit_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+    if policy == "letterbox":
+        return min(fit_w, out_w), min(fit_h, out_h)
+    return max(fit_w, out_w), max(fit_h, out_h)
+
+
+class _Framer:
+    """FFmpeg's crop (shorter_side_crop) or pad (letterbox) filter on an already scaled RGB frame.
+
+    One small filter graph per scaled size, kept for the whole decode: building a graph costs
+    more than running it, and every frame of one video has the same size.
+    """
+
+    def __init__(self) -> None:
+        self._graphs: dict[tuple[int, int, str], tuple[av.filter.Graph, int, int]] = {}
+
+    def apply(self, frame: av.VideoFrame, out_w: int, out_h: int, policy: ResizePolicy) -> av.VideoFrame:
+        key = (frame.width, frame.height, f"{policy}:{out_w}x{out_h}")
+        if key not in self._graphs:
+            graph = av.filter.Graph()
+            graph.threads = 1  # a 224x224 crop or pad is cheap; slice threads only add switching
+            src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                   time_base=Fraction(1, 1000))
+            if policy == "letterbox":
+                x, y = (out_w - frame.width) // 2, (out_h - frame.height) // 2
+                node = graph.add("pad", f"{out_w}:{out_h}:{x}:{y}:black")
+            else:
+                x, y = (frame.width - out_w) // 2, (frame.height - out_h) // 2
+                node = graph.add("crop", f"{out_w}:{out_h}:{x}:{y}:exact=1")
+            sink = graph.add("buffersink")
+            src.link_to(node)
+            node.link_to(sink)
+            graph.configure()
+            self._graphs[key] = (graph, out_w, out_h)
+        graph = self._graphs[key][0]
+        frame.pts = None
+        graph.vpush(frame)
+        return graph.vpull()
 
 
 def to_rgb(
-    frame: av.VideoFrame, size: tuple[int, int], rotation: int = 0, policy: ResizePolicy = "stretch"
+    frame: av.VideoFrame,
+    size: tuple[int, int],
+    rotation: int = 0,
+    policy: ResizePolicy = "stretch",
+    shorter: int | None = None,
+    framer: _Framer | None = None,
 ) -> np.ndarray:
     """One decoded frame as uint8 RGB [H, W, 3] of `size` = (H, W), as displayed.
 
-    The scale happens in FFmpeg's scaler before rotation, so the coded picture is scaled
-    to the rotated target shape.
+    Every resize, crop and pad happens in FFmpeg (the scaler, then the crop or pad filter),
+    before rotation, so the coded picture is scaled to the rotated target shape.
+    stretch: the whole picture scaled to HxW. shorter_side_crop: the shorter side scaled to
+    `shorter` (default min(H, W)), then the centre HxW (as ImageNet and Hugging Face
+    processors do). letterbox: fitted inside HxW, on black.
     """
     out_h, out_w = size
     turned = rotation in (90, 270)
     src_w, src_h = (frame.height, frame.width) if turned else (frame.width, frame.height)
-    if policy == "letterbox":
-        scale = min(out_w / src_w, out_h / src_h)
-        fit_w, fit_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
-    else:
-        fit_w, fit_h = out_w, out_h
+    fit_w, fit_h = _fit(src_w, src_h, out_w, out_h, policy, shorter)
     coded_w, coded_h = (fit_h, fit_w) if turned else (fit_w, fit_h)
     # threads=1: swscale's own slice threads can deadlock when the scaler is freed (seen
     # with FFmpeg 8 under load), and a 64x64 output is cheap on one thread.
-    rgb = frame.to_ndarray(
-        width=coded_w, height=coded_h, format="rgb24", interpolation="AREA", threads=1
-    )
+    if (fit_w, fit_h) == (out_w, out_h):
+        rgb = frame.to_ndarray(width=coded_w, height=coded_h, format="rgb24", interpolation="AREA", threads=1)
+    else:
+        scaled = frame.reformat(width=coded_w, height=coded_h, format="rgb24", interpolation="AREA", threads=1)
+        box_w, box_h = (out_h, out_w) if turned else (out_w, out_h)
+        rgb = (framer or _Framer()).apply(scaled, box_w, box_h, policy).to_ndarray()
     if rotation:
         rgb = np.rot90(rgb, k=rotation // 90)
-    if (fit_h, fit_w) != (out_h, out_w):
-        canvas = np.zeros((out_h, out_w, 3), np.uint8)
-        top, left = (out_h - fit_h) // 2, (out_w - fit_w) // 2
-        canvas[top : top + fit_h, left : left + fit_w] = rgb
-        rgb = canvas
     return np.ascontiguousarray(rgb)
 
 
@@ -435,6 +497,7 @@ def read_frames(
     loop_filter: bool = True,
     hwaccel: HWAccel | None = None,
     workers: int = 1,
+    shorter: int | None = None,
 ) -> np.ndarray:
     """Decode the frames at `indices` (repeats allowed) as uint8 [len(indices), H, W, 3].
 
@@ -442,7 +505,8 @@ def read_frames(
     read_frames_at says which frames were returned. loop_filter, hwaccel, workers: see
     read_frames_at.
     """
-    return read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter, hwaccel, workers)[0]
+    return read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter, hwaccel, workers,
+                          shorter)[0]
 
 
 def read_frames_at(
@@ -456,6 +520,7 @@ def read_frames_at(
     loop_filter: bool = True,
     hwaccel: HWAccel | None = None,
     workers: int = 1,
+    shorter: int | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """read_frames, and the index of the frame returned for each of `indices`.
 
@@ -489,9 +554,9 @@ def read_frames_at(
             plan = {i: i for i in targets}
         try:
             if accel is None and workers > 1 and isinstance(path, (str, Path)):
-                got = _decode_split(_Job(path, info, size, policy, how, loop_filter), plan, threads, workers)
+                got = _decode_split(_Job(path, info, size, policy, how, loop_filter, shorter), plan, threads, workers)
             else:
-                got = _decode_targets(_Job(path, info, size, policy, how, loop_filter), plan, threads, accel)
+                got = _decode_targets(_Job(path, info, size, policy, how, loop_filter, shorter), plan, threads, accel)
             break
         except VideoDecodeError:
             if k == len(attempts) - 1:
@@ -550,6 +615,7 @@ class _Job:
     policy: ResizePolicy
     mode: DecodeMode
     loop_filter: bool
+    shorter: int | None = None  # S of shorter_side_crop
 
 
 def _decode_split(job: _Job, plan: dict[int, int], threads: int, workers: int) -> dict[int, np.ndarray]:
@@ -595,8 +661,9 @@ def _decode_targets(
                 frames = _decode_fast(container, stream, info, sorted(set(plan.values())))
             else:
                 frames = _decode_wanted(container, stream, info, list(plan))
+            framer = _Framer()
             for index, frame in frames:
-                got[index] = to_rgb(frame, job.size, info.rotation, job.policy)
+                got[index] = to_rgb(frame, job.size, info.rotation, job.policy, job.shorter, framer)
             # Closing a frame-threaded decoder that still holds frames can hang for good
             # (PyAV 18 / FFmpeg 8: seen in exact mode after the last target): drain it first.
             # The frames drained are discarded, so what is returned does not change.
@@ -630,6 +697,7 @@ def sample_frames(
     loop_filter: bool = True,
     hwaccel: HWAccel | None = None,
     workers: int = 1,
+    shorter: int | None = None,
 ) -> SampledClip:
     """Sample `num_frames` frames uniformly over [start_s, end_s) (the whole video by default).
 
@@ -639,15 +707,17 @@ def sample_frames(
     info = info or probe_video(path)
     indices = uniform_indices(info, num_frames, start_s, end_s)
     frames, returned = read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter, hwaccel,
-                                      workers)
+                                      workers, shorter)
     if mode == "fast":
         indices = returned  # exact mode reports the indices asked for, as before
     return SampledClip(frames, indices, [info.timestamp(i) for i in indices])
 
 
-def normalize(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W], scaled to [0, 1] then standardized."""
-    x = frames.astype(np.float32) * (1.0 / 255.0)
+def normalize(
+    frames: np.ndarray, mean: Sequence[float], std: Sequence[float], rescale: float = 1.0 / 255.0
+) -> np.ndarray:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W], times `rescale` (1/255: [0, 1]) then standardized."""
+    x = frames.astype(np.float32) * np.float32(rescale)
     x -= np.asarray(mean, np.float32)
     x *= 1.0 / np.asarray(std, np.float32)
     return np.ascontiguousarray(np.moveaxis(x, -1, -3))

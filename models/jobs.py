@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from models import frames as F
-from models import synthetic
+from models import sampling, synthetic
 
 
 def quiet_av() -> None:
@@ -35,9 +35,15 @@ def synthetic_clip(job: tuple[int, int, int, float]) -> tuple[np.ndarray, int]:
 
 
 def folder_clip(job: tuple[str, int, int, str]) -> np.ndarray | None:
+    """uint8 [clips, T, size, size, 3]: the clips /classify would take from the video
+    (models.sampling.plan_training_clips), decoded exactly. None when it does not decode."""
     path, frames, size, policy = job
     try:
-        return F.sample_frames(path, frames, (size, size), policy=policy, threads=1).frames
+        info = F.probe_video(path)
+        clips = sampling.plan_training_clips(info, frames)
+        flat = [i for clip in clips for i in clip]
+        decoded = F.read_frames(path, info, flat, (size, size), policy, threads=1)  # type: ignore[arg-type]
+        return decoded.reshape(len(clips), frames, *decoded.shape[1:])
     except F.VideoDecodeError as exc:
         print(f"skipping {path}: {exc}", file=sys.stderr)
         return None

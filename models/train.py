@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from models import jobs as workers_jobs
 from models import synthetic
-from models.network import NetworkConfig, VideoTransformer
+from models.registry import build_network
 
 MEAN = [0.45, 0.45, 0.45]
 STD = [0.25, 0.25, 0.25]
@@ -110,7 +110,8 @@ def folder_splits(root: Path, split_dir: Path | None, split: int, val_fraction: 
 def folder_dataset(videos: list[tuple[Path, int]], frames: int, size: int, policy: str,
                    workers: int, cache: Path, desc: str) -> Dataset:
     stamp = "|".join(f"{p}:{p.stat().st_mtime_ns}:{y}" for p, y in videos)
-    key = hashlib.sha256(f"{stamp}|{frames}|{size}|{policy}".encode()).hexdigest()[:16]
+    # v2: each video gives the clips /classify takes from it (models.sampling.plan_training_clips).
+    key = hashlib.sha256(f"v2|{stamp}|{frames}|{size}|{policy}".encode()).hexdigest()[:16]
     path = cache / f"folder-{key}.npz"
     if path.exists():
         data = np.load(path)
@@ -118,11 +119,11 @@ def folder_dataset(videos: list[tuple[Path, int]], frames: int, size: int, polic
     jobs = [(str(p), frames, size, policy) for p, _ in videos]
     clips, labels = [], []
     with mp.get_context("spawn").Pool(workers, initializer=workers_jobs.quiet_av) as pool:
-        for (_, y), clip in tqdm(zip(videos, pool.imap(workers_jobs.folder_clip, jobs, chunksize=4)),
-                                 total=len(jobs), desc=desc):
-            if clip is not None:
-                clips.append(clip)
-                labels.append(y)
+        for (_, y), video_clips in tqdm(zip(videos, pool.imap(workers_jobs.folder_clip, jobs, chunksize=4)),
+                                        total=len(jobs), desc=desc):
+            if video_clips is not None:
+                clips.extend(video_clips)
+                labels.extend([y] * len(video_clips))
     if not clips:
         raise SystemExit("no video in the folder could be decoded")
     cache.mkdir(parents=True, exist_ok=True)
@@ -201,7 +202,7 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def evaluate(model: VideoTransformer, data: Dataset, labels: list[str], batch_size: int = 128) -> dict:
+def evaluate(model: torch.nn.Module, data: Dataset, labels: list[str], batch_size: int = 128) -> dict:
     model.eval()
     n = len(data.labels)
     confusion = np.zeros((len(labels), len(labels)), np.int64)
@@ -238,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoded-share", type=float, default=0.15, help="synthetic clips passed through a codec")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
+    p.add_argument("--resize", choices=["stretch", "shorter_side_crop", "letterbox"], default="stretch")
+    p.add_argument("--architecture", default="video_transformer",
+                   help="network, by its models.registry name (stored in the checkpoint and model.json)")
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--heads", type=int, default=4)
@@ -285,9 +288,11 @@ def train(args: argparse.Namespace) -> dict:
     labels, train_data, val_data, motion = load_data(args)
     data_s = time.perf_counter() - started
 
-    cfg = NetworkConfig(num_classes=len(labels), num_frames=args.frames, height=args.size,
-                        width=args.size, dim=args.dim, depth=args.depth, heads=args.heads)
-    model = VideoTransformer(cfg)
+    config = {"num_classes": len(labels), "num_frames": args.frames, "height": args.size, "width": args.size,
+              "dim": args.dim, "depth": args.depth, "heads": args.heads}
+    model = build_network(args.architecture, config)
+    if hasattr(model, "cfg"):
+        config = model.cfg.to_dict()  # the architecture's full config, defaults included
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "embed" not in n and "token" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "embed" not in n and "token" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -350,7 +355,8 @@ def train(args: argparse.Namespace) -> dict:
               f"val top-1 {val['top1']:.4f}  ({record['seconds']:.0f}s)", flush=True)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "history": history,
-                 "best": max(best, val["top1"]), "rng": torch.get_rng_state(), "config": cfg.to_dict(),
+                 "best": max(best, val["top1"]), "rng": torch.get_rng_state(), "config": config,
+                 "architecture": args.architecture,
                  "labels": labels, "mean": MEAN, "std": STD, "resize": args.resize, "val": val,
                  "args": {k: str(v) for k, v in vars(args).items()}}
         torch.save(state, last_path)

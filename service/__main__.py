@@ -8,6 +8,7 @@ up to DRAIN_GRACE_S to finish before the worker stops.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from types import FrameType
 
@@ -53,7 +54,10 @@ def main() -> None:
         timeout_graceful_shutdown=settings.drain_grace_s,
         lifespan="on",
     )
-    DrainingServer(config, app, settings.drain_delay_s).run()
+    server = DrainingServer(config, app, settings.drain_delay_s)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # startup failed (e.g. a model directory did not load): said in the log
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -11,7 +12,9 @@ from fastapi import FastAPI
 from service import errors
 from service.inference import router as inference_router
 from service.middleware import MetricsMiddleware
+from service.oip import router as oip_router
 from service.ops import health, protected
+from service.repository import ModelLoadError
 from service.settings import Settings
 from service.state import ServiceState
 
@@ -24,7 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # A model that cannot load stops startup (the process exits); warm-up runs after
         # startup so that /healthz answers and /readyz says 503 until it is done.
-        await state.start()
+        try:
+            await state.start()
+        except ModelLoadError as exc:
+            logging.getLogger("service").error("startup stopped: %s", exc)
+            await state.stop()
+            raise
         warm_up = asyncio.create_task(state.warm_up())
         try:
             yield
@@ -44,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health)
     app.include_router(protected)
     app.include_router(inference_router)
+    app.include_router(oip_router)
     return app

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.metrics import Metrics
+from service.metrics import Metrics, ModelMetrics
 
 log = logging.getLogger("service")
 
@@ -60,17 +60,19 @@ class BatchingWorker:
         max_batch_size: int,
         max_queue_delay_ms: float,
         max_queue_size: int,
-        metrics: Metrics,
+        metrics: Metrics | ModelMetrics,
         more_coming: Callable[[], bool] | None = None,
+        model: str = "default",
     ) -> None:
         self._infer = infer
+        self.model = model
         # Whether another clip may arrive soon (a decode is running). When not, waiting up to
         # max_queue_delay_ms for company only adds latency: a lone request goes at once.
         self._more_coming = more_coming
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_queue_delay_ms / 1000.0
         self.max_queue_size = max_queue_size
-        self.metrics = metrics
+        self.metrics = metrics.for_model(model) if isinstance(metrics, Metrics) else metrics
         self._pending: deque[_Item] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -91,7 +93,7 @@ class BatchingWorker:
         return not self._pending or len(self._pending) + clips <= self.max_queue_size
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="batching-worker")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batching-worker-{self.model}")
 
     def notify(self) -> None:
         """Something changed that may end the wait for a fuller batch (e.g. decodes finished)."""

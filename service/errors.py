@@ -25,9 +25,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(status: int, detail: str, headers: dict[str, str] | None = None, oip: bool = False) -> JSONResponse:
+    """oip: also the Open Inference Protocol's `error` member (KServe/Triton clients read it)."""
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if oip:
+        body["error"] = detail
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_TYPE)
 
 
@@ -47,8 +50,8 @@ _DEFAULT_DETAILS = {
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return problem(exc.status, exc.detail, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return problem(exc.status, exc.detail, exc.headers, oip=request.url.path.startswith("/v2/"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

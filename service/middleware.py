@@ -36,3 +36,7 @@ class MetricsMiddleware:
             labels = {"endpoint": endpoint, "status": str(status)}
             self.metrics.requests.labels(method=scope["method"], **labels).inc()
             self.metrics.latency.labels(**labels).observe(time.perf_counter() - start)
+            # Set by the handler (request.state.model) once it knows which model answers.
+            model = (scope.get("state") or {}).get("model")
+            if model is not None:
+                self.metrics.model_requests.labels(model=model, **labels).inc()

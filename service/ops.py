@@ -9,7 +9,8 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.errors import ApiError
-from service.schemas import Health, ModelInfo, ModelList, OipModelMetadata, OipReady, TensorMeta
+from service.repository import ServedModel
+from service.schemas import Health, ModelInfo, ModelList, OipModelMetadata, OipReady, Problem, TensorMeta
 from service.security import require_api_key
 from service.state import ServiceState
 
@@ -26,7 +27,7 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 
 def _require_ready(state: ServiceState) -> None:
     if not state.ready:
-        why = "draining after SIGTERM" if state.draining else "loading or warming up the model"
+        why = "draining after SIGTERM" if state.draining else "loading or warming up the models"
         retry = {"Retry-After": str(state.settings.retry_after_s)}
         raise ApiError(503, f"not ready: {why}; retry later", retry)
 
@@ -53,24 +54,19 @@ async def oip_ready(state: StateDep) -> dict:
     return {"ready": True, "status": "ready"}
 
 
-def _model_info(state: ServiceState) -> ModelInfo:
-    assert state.model is not None
-    m = state.model.manifest
+def _model_info(state: ServiceState, served: ServedModel) -> ModelInfo:
+    m = served.manifest
     return ModelInfo(
-        name=m.name, version=m.version, labels=m.labels, num_frames=m.num_frames, input_size=m.size,
-        resize=m.resize, precision=m.precision, providers=state.model.providers,
-        hwaccel=state.settings.hwaccel if state.hwaccel is not None else None, ready=state.ready,
+        name=served.name, version=m.version, labels=m.labels, num_frames=m.num_frames, input_size=m.size,
+        resize=m.resize, precision=m.precision, providers=served.runtime.providers,
+        hwaccel=state.settings.hwaccel if state.hwaccel is not None else None,
+        ready=served.ready and not state.draining, default=served.name == state.default_model,
     )
-
-
-def _loaded(state: ServiceState, name: str) -> None:
-    if state.model is None or state.model.manifest.name != name:
-        raise ApiError(404, f"no model named '{name}' is loaded; GET /v1/models lists them")
 
 
 @protected.get("/v1/models", response_model=ModelList)
 async def list_models(state: StateDep) -> ModelList:
-    return ModelList(models=[_model_info(state)])
+    return ModelList(models=[_model_info(state, m) for m in state.models.values()])
 
 
 def _tensor(name: str, datatype: str, shape: list) -> TensorMeta:
@@ -78,14 +74,13 @@ def _tensor(name: str, datatype: str, shape: list) -> TensorMeta:
     return TensorMeta(name=name, datatype=datatype, shape=[d if isinstance(d, int) else -1 for d in shape])
 
 
-@protected.get("/v2/models/{name}", response_model=OipModelMetadata)
+@protected.get("/v2/models/{name}", response_model=OipModelMetadata, responses={404: {"model": Problem}})
 async def oip_model(name: str, state: StateDep) -> OipModelMetadata:
-    _loaded(state, name)
-    assert state.model is not None
-    session = state.model.session
+    served = state.served(name)
+    session = served.runtime.session
     return OipModelMetadata(
         name=name,
-        versions=[state.model.manifest.version],
+        versions=[served.manifest.version],
         platform="onnxruntime_onnx",
         inputs=[_tensor(i.name, "FP32", i.shape) for i in session.get_inputs()],
         outputs=[_tensor(o.name, "FP32", o.shape) for o in session.get_outputs()],
@@ -93,11 +88,14 @@ async def oip_model(name: str, state: StateDep) -> OipModelMetadata:
 
 
 @protected.get(
-    "/v2/models/{name}/ready", response_model=OipReady, responses={503: {"description": "not ready"}}
+    "/v2/models/{name}/ready", response_model=OipReady,
+    responses={404: {"model": Problem}, 503: {"description": "not ready"}},
 )
 async def oip_model_ready(name: str, state: StateDep) -> OipReady:
-    _loaded(state, name)
-    _require_ready(state)
+    served = state.served(name)
+    if not served.ready or state.draining:
+        retry = {"Retry-After": str(state.settings.retry_after_s)}
+        raise ApiError(503, f"model {name} is not ready (loading, warming up or draining); retry later", retry)
     return OipReady(name=name, ready=True)
 
 

@@ -12,53 +12,27 @@ from pathlib import Path
 
 import numpy as np
 
-from models.frames import VideoInfo, normalize, read_frames, uniform_indices
+from models import sampling
+from models.frames import DecodeOptions, VideoInfo
 from models.manifest import ModelManifest
+from models.preprocess import Preprocessing
 
-# ---------------------------------------------------------------- planning
+# ---------------------------------------------------------------- planning (models.sampling owns it)
 
-
-def plan_clips(info: VideoInfo, num_frames: int, clip_window_s: float, max_clips: int) -> list[list[int]]:
-    """Frame indices of each clip: one clip, or several over equal parts of a long video.
-
-    T frames spread over a long video are far apart, and short motions fall between them;
-    several clips each see their own part densely enough (multi-clip testing).
-    """
-    n = 1 if info.duration_s <= clip_window_s else min(max_clips, math.ceil(info.duration_s / clip_window_s))
-    part = info.duration_s / n
-    return [uniform_indices(info, num_frames, k * part, (k + 1) * part) for k in range(n)]
-
-
-def plan_windows(duration_s: float, window_s: float, max_windows: int) -> list[tuple[float, float]]:
-    """Half-overlapping timeline windows over the video: at least `window_s` long, at most `max_windows`."""
-    win = min(duration_s, max(window_s, 2 * duration_s / (max_windows + 1)))
-    stride = win / 2
-    n = 1 if win >= duration_s else math.ceil((duration_s - win) / stride - 1e-9) + 1
-    return [(min(k * stride, duration_s - win), min(k * stride, duration_s - win) + win) for k in range(n)]
-
-
-def chunk_indices(indices: list[int], num_frames: int) -> list[list[int]]:
-    """Consecutive groups of T indices; the last one padded by repeating its last frame."""
-    chunks = [indices[i : i + num_frames] for i in range(0, len(indices), num_frames)]
-    if chunks and len(chunks[-1]) < num_frames:
-        chunks[-1] = chunks[-1] + [chunks[-1][-1]] * (num_frames - len(chunks[-1]))
-    return chunks
+plan_clips = sampling.plan_clips
+plan_windows = sampling.plan_windows
+chunk_indices = sampling.chunk_indices
 
 
 # ---------------------------------------------------------------- preprocess
 
 
 def decode_clips(
-    path: Path, info: VideoInfo, clips: list[list[int]], manifest: ModelManifest, options: dict
+    path: Path, info: VideoInfo, clips: list[list[int]], manifest: ModelManifest, options: DecodeOptions
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W]).
-
-    `options`: read_frames keywords (threads, mode, loop_filter, hwaccel).
-    """
-    flat = [i for clip in clips for i in clip]
-    frames = read_frames(path, info, flat, manifest.size, manifest.resize, **options)
-    frames = frames.reshape(len(clips), manifest.num_frames, *frames.shape[1:])
-    return frames, normalize(frames, manifest.mean, manifest.std)
+    """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W]),
+    preprocessed as the manifest says (models.preprocess)."""
+    return Preprocessing.from_manifest(manifest).decode_clips(path, info, clips, options)
 
 
 # ---------------------------------------------------------------- postprocess

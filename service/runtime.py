@@ -58,9 +58,26 @@ class OnnxModel:
         self.output_names = [
             self.manifest.outputs.logits, self.manifest.outputs.attention, self.manifest.outputs.embeddings
         ]
+        self._check_contract()
         # On the GPU, IO binding copies the batch to the device once and the outputs straight
         # into host memory, without ORT's per-run staging; on the CPU there is nothing to save.
         self.io_binding = io_binding == "on" or (io_binding == "auto" and self.providers[0] == CUDA)
+
+    def _check_contract(self) -> None:
+        """The graph has the input and outputs model.json names, and as many scores as labels."""
+        m = self.manifest
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if m.input_name not in inputs:
+            raise ValueError(f"the graph has no input '{m.input_name}' (model.json input_name); its inputs: "
+                             f"{', '.join(inputs)}")
+        missing = [n for n in self.output_names if n not in outputs]
+        if missing:
+            raise ValueError(f"the graph has no output {', '.join(missing)} (model.json outputs); its outputs: "
+                             f"{', '.join(outputs)}")
+        classes = outputs[m.outputs.logits].shape[-1]
+        if isinstance(classes, int) and classes != len(m.labels):
+            raise ValueError(f"the graph returns {classes} class scores but model.json lists {len(m.labels)} labels")
 
     @staticmethod
     def _providers(provider: str, algo: str) -> list[str | tuple[str, dict]]:

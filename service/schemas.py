@@ -98,6 +98,7 @@ class ModelInfo(BaseModel):
     providers: list[str] = Field(description="ONNX Runtime execution providers in use")
     hwaccel: str | None = Field(None, description="hardware video decoder in use (null: software)")
     ready: bool
+    default: bool = Field(False, description="whether this model answers requests that name none")
 
 
 class ModelList(BaseModel):

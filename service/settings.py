@@ -23,15 +23,31 @@ def usable_cores() -> int:
     return max(1, min(8, n))
 
 
+def default_model_repository() -> Path:
+    # The installed `models` package is the shipped repository: its subfolders holding a
+    # model.json (motion, ...) are the models. Resolved through the package, so
+    # `python -m service` works from any directory.
+    return Path(models.__file__).resolve().parent
+
+
 def default_model_dir() -> Path:
-    # Resolved through the installed package, so `python -m service` works from any directory.
-    return Path(models.__file__).resolve().parent / "motion"
+    return default_model_repository() / "motion"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", protected_namespaces=())
 
-    model_dir: Path = Field(default_factory=default_model_dir, description="exported model directory")
+    model_repository: Path = Field(
+        default_factory=default_model_repository,
+        description="folder with one model directory (model.json + ONNX) per subfolder; every one is served "
+        "(default: the installed models package, which holds motion)",
+    )
+    default_model: str | None = Field(
+        None, description="the model answering requests that name none (unset: motion, else the first by name)"
+    )
+    model_dir: Path | None = Field(
+        None, description="serve only this one model directory (instead of MODEL_REPOSITORY)"
+    )
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on")
     log_level: str = Field("info", description="log level of the service and uvicorn")
@@ -40,6 +56,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest upload in bytes")
     max_pixels: int = Field(3840 * 2160, gt=0, description="largest width x height of a video")
     max_duration_s: float = Field(600.0, gt=0, description="longest video in seconds")
+    max_tensor_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="largest POST /v2/models/{name}/infer body in bytes (JSON or binary)"
+    )
     tmp_dir: Path | None = Field(None, description="where uploads are spooled (system temp dir if unset)")
 
     # Batching worker.

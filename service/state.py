@@ -1,104 +1,134 @@
-"""What one running app holds: settings, model, worker, pools, readiness. No globals."""
+"""What one running app holds: settings, the served models and their workers, the decode pool,
+readiness. No globals."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from av.codec.hwaccel import HWAccel
 
-from models.frames import hardware_decoder
+from models.frames import DecodeOptions, hardware_decoder
+from models.preprocess import Preprocessing
 from service.batcher import BatchingWorker
+from service.decoding import DecodePool, decode_options
+from service.errors import ApiError
 from service.metrics import Metrics
+from service.pipelines import PipelineModel, Pipelines
+from service.repository import ServedModel, default_name, discover, load_runtime
 from service.runtime import OnnxModel
-from service.settings import Settings, usable_cores
+from service.settings import Settings
 
 log = logging.getLogger("service")
 
-
-def decode_options(settings: Settings, busy: bool, hwaccel: HWAccel | None = None, exact: bool = False) -> dict:
-    """Keyword arguments of models.frames.read_frames for one decode.
-
-    busy: another decode is running. DECODE_THREADS=-1: alone, the GOPs are split over one
-    decoder per core when that beats frame threads (models.frames.split_by_gop); busy, one
-    thread, because the pool already keeps every core busy and extra threads only add
-    switching. exact: the frames asked for, fully filtered, whatever DECODE_MODE and
-    DECODE_LOOP_FILTER say (/summarize reports cuts and keyframes to the frame).
-    """
-    s = settings
-    auto = s.decode_threads == -1
-    threads = (1 if busy else 0) if auto else s.decode_threads
-    return {"threads": threads, "mode": "exact" if exact else s.decode_mode,
-            "loop_filter": True if exact else s.decode_loop_filter, "hwaccel": hwaccel,
-            "workers": usable_cores() if auto and not busy else 1}
+__all__ = ["ServiceState", "decode_options"]  # decode_options: its home is service.decoding
 
 
 @dataclass
 class ServiceState:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
-    model: OnnxModel | None = None
-    worker: BatchingWorker | None = None
-    decode_pool: ThreadPoolExecutor | None = None
-    warmed_up: bool = False
+    models: dict[str, ServedModel] = field(default_factory=dict)
+    default_model: str | None = None
+    decode_pool: DecodePool | None = None
     draining: bool = False
-    active_decodes: int = 0
-    hwaccel: HWAccel | None = None
 
-    def decode_options(self, exact: bool = False) -> dict:
-        """read_frames keywords for the next decode (called before it is counted as active)."""
-        return decode_options(self.settings, self.active_decodes > 0, self.hwaccel, exact)
+    # ------------------------------------------------------------ lookups
+
+    def served(self, name: str | None = None) -> ServedModel:
+        """The model called `name` (the default one for None); unknown: 404."""
+        key = self.default_model if name is None else name
+        if key not in self.models:
+            served = ", ".join(self.models) or "none"
+            raise ApiError(404, f"no model named '{name}' is served (served: {served}); GET /v1/models lists them")
+        return self.models[key]
+
+    @property
+    def model(self) -> OnnxModel | None:
+        """The default model's runtime (kept for callers that serve one model)."""
+        return self.models[self.default_model].runtime if self.default_model in self.models else None
+
+    @property
+    def worker(self) -> BatchingWorker | None:
+        return self.models[self.default_model].worker if self.default_model in self.models else None
+
+    @property
+    def hwaccel(self) -> HWAccel | None:
+        return self.decode_pool.hwaccel if self.decode_pool is not None else None
+
+    @property
+    def active_decodes(self) -> int:
+        return self.decode_pool.active if self.decode_pool is not None else 0
+
+    def decode_options(self, exact: bool = False) -> DecodeOptions:
+        assert self.decode_pool is not None
+        return self.decode_pool.options(exact)
+
+    @property
+    def warmed_up(self) -> bool:
+        return bool(self.models) and all(m.warmed_up for m in self.models.values())
 
     @property
     def ready(self) -> bool:
-        return self.warmed_up and not self.draining and self.worker is not None and self.worker.running
+        """Every model loaded, warmed up and its worker running, and not draining."""
+        return self.warmed_up and not self.draining and all(m.worker.running for m in self.models.values())
+
+    # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Load every model; raises ModelLoadError (naming the directory) if any fails."""
         s = self.settings
-        # Load in a thread: hashing and parsing a large graph should not block the loop.
-        self.model = await asyncio.to_thread(
-            OnnxModel,
-            s.model_dir,
-            provider=s.execution_provider,
-            intra_op_threads=s.intra_op_threads,
-            cudnn_conv_algo_search=s.cudnn_conv_algo_search,
-            io_binding=s.io_binding,
-            inference_delay_s=s.inference_delay_ms / 1000.0,
-        )
+        found = discover(s)
+        self.default_model = default_name(s, list(found))
+        hwaccel = None
         if s.hwaccel != "none":
-            self.hwaccel = await asyncio.to_thread(hardware_decoder, s.hwaccel)
-            if self.hwaccel is None:
+            hwaccel = await asyncio.to_thread(hardware_decoder, s.hwaccel)
+            if hwaccel is None:
                 log.warning("hardware decoder %r unavailable (no usable device); decoding in software", s.hwaccel)
             else:
                 log.info("decoding with hardware decoder %r", s.hwaccel)
-        self.decode_pool = ThreadPoolExecutor(max_workers=s.decode_workers, thread_name_prefix="decode")
-        self.worker = BatchingWorker(
-            self.model.run,
-            max_batch_size=s.max_batch_size,
-            max_queue_delay_ms=s.max_queue_delay_ms,
-            max_queue_size=s.max_queue_size,
-            metrics=self.metrics,
-            more_coming=lambda: self.active_decodes > 0,
-        )
-        self.worker.start()
+        self.decode_pool = DecodePool(s, hwaccel)
+        for name, directory in found.items():
+            # Load in a thread: hashing and parsing a large graph should not block the loop.
+            runtime = await asyncio.to_thread(load_runtime, directory, s)
+            worker = BatchingWorker(
+                runtime.run,
+                max_batch_size=s.max_batch_size,
+                max_queue_delay_ms=s.max_queue_delay_ms,
+                max_queue_size=s.max_queue_size,
+                metrics=self.metrics,
+                more_coming=lambda: self.active_decodes > 0,
+                model=name,
+            )
+            self.decode_pool.on_idle(worker.notify)
+            prep = Preprocessing.from_manifest(runtime.manifest)
+            pipelines = Pipelines.build(PipelineModel(name, runtime.manifest, prep, worker.infer), s,
+                                        self.decode_pool, self.metrics)
+            self.models[name] = ServedModel(name, directory, runtime, worker, prep, pipelines)
+            worker.start()
+        log.info("serving %d model(s): %s; default: %s", len(self.models), ", ".join(self.models),
+                 self.default_model)
 
     async def warm_up(self) -> None:
         """Runs after startup, so liveness answers while readiness still says no."""
-        assert self.model is not None
-        try:
-            took = await asyncio.to_thread(self.model.warm_up, (1, self.settings.max_batch_size))
-            if self.settings.warmup_delay_s:
-                await asyncio.sleep(self.settings.warmup_delay_s)
-        except Exception:
-            log.exception("warm-up failed; the service stays not ready")
-            return
-        self.warmed_up = True
-        log.info("warm-up done in %.0f ms; ready", took * 1000)
+        started = asyncio.get_running_loop().time()
+        for served in self.models.values():
+            try:
+                took = await asyncio.to_thread(served.runtime.warm_up, (1, self.settings.max_batch_size))
+            except Exception:
+                log.exception("warm-up of model %s failed; the service stays not ready", served.name)
+                return
+            log.info("model %s warmed up in %.0f ms", served.name, took * 1000)
+        if self.settings.warmup_delay_s:
+            await asyncio.sleep(self.settings.warmup_delay_s)
+        for served in self.models.values():
+            served.warmed_up = True
+        log.info("all %d model(s) warm in %.0f ms; ready", len(self.models),
+                 (asyncio.get_running_loop().time() - started) * 1000)
 
     async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.stop()
+        for served in self.models.values():
+            await served.worker.stop()
         if self.decode_pool is not None:
-            self.decode_pool.shutdown(wait=False, cancel_futures=True)
+            self.decode_pool.shutdown()

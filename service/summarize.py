@@ -37,6 +37,7 @@ import av
 import numpy as np
 
 from models.frames import VideoDecodeError, VideoInfo, read_frames
+from models.sampling import plan_summary_indices  # noqa: F401  (its home is models.sampling)
 
 # The service's defaults (SUMMARIZE_FPS, SUMMARIZE_MAX_FRAMES) and the scene benchmark's:
 # 4 fps puts 2 samples inside a 0.5 s transition, which the cut scores see across a skip
@@ -68,14 +69,6 @@ class Keyframe:
     timestamp_s: float
     score: float
     segment: int
-
-
-def plan_summary_indices(info: VideoInfo, fps: float, max_frames: int) -> list[int]:
-    """Frames to decode for a summary: ~`fps` per second over the whole video, at most `max_frames`."""
-    n = max(1, min(int(max_frames), math.ceil(info.duration_s * max(fps, 1e-6))))
-    n = min(n, info.frame_count)
-    step = info.duration_s / n
-    return sorted({info.index_at((k + 0.5) * step) for k in range(n)})
 
 
 # ---------------------------------------------------------------------------------------- features

@@ -89,6 +89,9 @@ def test_export_writes_a_model_onnx_runtime_loads(tiny_run: Path, tmp_path: Path
     loaded = ModelManifest.load(tmp_path)  # sha256 verified
     assert loaded.model_dump(mode="json") == json.loads(manifest.model_dump_json())
     assert (loaded.num_frames, loaded.size, loaded.labels) == (8, (32, 32), list(synthetic.LABELS))
+    # The architecture is looked up by name (models.registry), stored in the checkpoint and model.json.
+    assert torch.load(tiny_run / "best.pt", weights_only=False)["architecture"] == "video_transformer"
+    assert loaded.architecture == "video_transformer"
     assert manifest.metrics["parity_max_abs_diff"]["logits"] < 1e-4
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["logits", "attention", "embeddings"]
@@ -97,6 +100,14 @@ def test_export_writes_a_model_onnx_runtime_loads(tiny_run: Path, tmp_path: Path
         logits, attention, embeddings = session.run(None, {"frames": x})
         assert logits.shape == (batch, 10) and embeddings.shape == (batch, 8, 32)
         assert np.allclose(attention.sum(1), 1, atol=1e-5)
+
+
+def test_export_refuses_a_checkpoint_of_an_unknown_architecture(tiny_run: Path, tmp_path: Path) -> None:
+    state = torch.load(tiny_run / "best.pt", weights_only=False)
+    state["architecture"] = "no_such_net"
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(KeyError, match=r"unknown architecture .no_such_net.; registered: .*video_transformer"):
+        export(tmp_path / "other.pt", tmp_path / "out", "x", "1")
 
 
 def test_export_refuses_a_graph_that_disagrees_with_torch(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ def test_concurrent_requests_share_batches(
     server: ThreadServer, client: httpx.Client, media: dict[str, Path]
 ) -> None:
     before = client.get(server.url + "/metrics").text
-    n0, s0 = metric(before, "batcher_batch_size_count"), metric(before, "batcher_batch_size_sum")
+    count, total = 'batcher_batch_size_count{model="motion"}', 'batcher_batch_size_sum{model="motion"}'
+    n0, s0 = metric(before, count), metric(before, total)
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda _: post_video(client, server.url + "/classify", media["short"]),
                                 range(16)))
@@ -35,8 +36,8 @@ def test_concurrent_requests_share_batches(
     labels = {r.json()["labels"][0]["label"] for r in answers}
     assert len(labels) == 1  # the same video gets the same answer, whatever batch it rode in
     after = client.get(server.url + "/metrics").text
-    batches = metric(after, "batcher_batch_size_count") - n0
-    clips = metric(after, "batcher_batch_size_sum") - s0
+    batches = metric(after, count) - n0
+    clips = metric(after, total) - s0
     assert clips == 16
     assert batches < 16, "no batch held more than one clip"
     assert 'http_requests_total{endpoint="/classify",method="POST",status="200"}' in after

@@ -6,6 +6,7 @@ test knows exactly where its scenes are; they are small (160x96, 25 fps) to keep
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import itertools
@@ -16,17 +17,11 @@ import numpy as np
 import pytest
 
 from bench.scenegen import SceneVideo, generate_video
-from models.frames import normalize, probe_video, read_frames
-from models.manifest import ModelManifest
-from service.summarize import (
-    DEFAULT_SUMMARY_FPS,
-    DEFAULT_SUMMARY_MAX_FRAMES,
-    Keyframe,
-    Segment,
-    jpeg_data_uri,
-    plan_summary_indices,
-    summarize,
-)
+from models.frames import probe_video, read_frames
+from models.sampling import plan_summary_indices
+from service.pipelines import Pipelines
+from service.schemas import SummaryKeyframe, SummarySegment
+from service.summarize import jpeg_data_uri, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIRS = (ROOT / "models" / "motion",)
@@ -34,47 +29,23 @@ SIZE = (96, 160)
 
 
 @pytest.fixture(scope="module")
-def model() -> tuple[ModelManifest, object]:
-    ort = pytest.importorskip("onnxruntime")
-    model_dir = MODEL_DIRS[0]
-    manifest = ModelManifest.load(model_dir)
-    session = ort.InferenceSession(str(model_dir / manifest.onnx_file), providers=["CPUExecutionProvider"])
-    return manifest, session
+def model() -> Pipelines:
+    return Pipelines.local(MODEL_DIRS[0])
 
 
 def run_summary(
-    model: tuple[ModelManifest, object], path: Path, max_keyframes: int = 8
-) -> tuple[list[Segment], list[Keyframe]]:
-    """The pipeline as the service runs it: plan, decode at the model size, model, summarize."""
-    manifest, session = model
+    model: Pipelines, path: Path, max_keyframes: int = 8
+) -> tuple[list[SummarySegment], list[SummaryKeyframe]]:
+    """The service's own /summarize pipeline, in-process: plan, decode at the model size, model, summarize."""
+    answer = asyncio.run(model.summarize(path, max_keyframes=max_keyframes))
     info = probe_video(path)
-    indices = plan_summary_indices(info, DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES)
-    frames = read_frames(path, info, indices, manifest.size, manifest.resize)
-    t = manifest.num_frames
-    pad = (-len(frames)) % t
-    clips = np.concatenate([frames, np.repeat(frames[-1:], pad, 0)]) if pad else frames
-    x = normalize(clips, manifest.mean, manifest.std).reshape(-1, t, 3, *manifest.size)
-    outputs = [manifest.outputs.embeddings, manifest.outputs.attention]
-    emb, att = session.run(outputs, {manifest.input_name: x})
-    emb = emb.reshape(-1, emb.shape[-1])[: len(frames)]
-    att = att.reshape(-1)[: len(frames)]
-    segments, keyframes = summarize(
-        frames,
-        indices,
-        [info.timestamp(i) for i in indices],
-        emb,
-        att,
-        info.duration_s,
-        info.frame_count,
-        max_keyframes,
-    )
-    check_contract(segments, keyframes, info.duration_s, info.frame_count, max_keyframes)
-    return segments, keyframes
+    check_contract(answer.segments, answer.keyframes, info.duration_s, info.frame_count, max_keyframes)
+    return answer.segments, answer.keyframes
 
 
 def check_contract(
-    segments: list[Segment],
-    keyframes: list[Keyframe],
+    segments: list[SummarySegment],
+    keyframes: list[SummaryKeyframe],
     duration_s: float,
     frame_count: int,
     max_keyframes: int,
@@ -99,7 +70,7 @@ def check_contract(
         assert 0.0 <= k.score <= 1.0
 
 
-def hits(video: SceneVideo, keyframes: list[Keyframe], margin: float = 0.1) -> list[int]:
+def hits(video: SceneVideo, keyframes: list[SummaryKeyframe], margin: float = 0.1) -> list[int]:
     """For each keyframe, the scene whose clean part holds it (-1: a transition or an edge)."""
     out = []
     for k in keyframes:

@@ -1,0 +1,336 @@
+"""One pipeline per request kind: preprocess -> forward (through the batcher) -> postprocess.
+
+As `transformers` pipelines keep the three stages apart and every caller reuses them, the
+HTTP handlers, the benchmarks, the tests and `models.evaluate` all run these same objects:
+the service with the model's BatchingWorker as `forward` and the DecodePool as `decoder`,
+in-process callers with `local_model` (a direct ONNX Runtime call) and an InlineDecoder.
+
+Errors: only a probe or decode failure of the upload is the client's fault (400, raised
+here as ApiError); limits are 413, the batcher's refusals 429/503/504. Anything else that
+raises (postprocess, summary) is a bug and reaches the app's 500 handler, which logs it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import av
+import numpy as np
+
+from models import sampling
+from models.frames import DecodeOptions, VideoDecodeError, VideoInfo, probe_video
+from models.manifest import ModelManifest
+from models.preprocess import Preprocessing
+from service import pipeline as post
+from service import summarize as summary
+from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
+from service.decoding import DecodeTimeoutError
+from service.errors import ApiError
+from service.metrics import Metrics
+from service.schemas import (
+    ClassifyResponse,
+    FrameAttention,
+    LabelScore,
+    ModelRef,
+    SummarizeResponse,
+    SummaryKeyframe,
+    SummarySegment,
+    TimelineSegment,
+    Timings,
+    VideoMeta,
+)
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.oip import TensorPipeline
+
+T = TypeVar("T")
+Forward = Callable[[np.ndarray, float], Awaitable[InferResult]]
+
+
+class Decoder(Protocol):
+    """Where blocking decode work runs, and how: service.decoding.DecodePool or InlineDecoder."""
+
+    def options(self, exact: bool = False) -> DecodeOptions: ...
+
+    async def run(self, deadline: float, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+@dataclass(frozen=True)
+class PipelineModel:
+    """What a pipeline needs of a model: its name, manifest, preprocessing and a forward."""
+
+    name: str
+    manifest: ModelManifest
+    preprocessing: Preprocessing
+    forward: Forward
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(name=self.name, version=self.manifest.version)
+
+
+def direct_forward(run: Callable[[np.ndarray], dict[str, np.ndarray]]) -> Forward:
+    """A forward without a batcher: one ONNX Runtime call on the caller's thread."""
+
+    async def forward(clips: np.ndarray, deadline: float) -> InferResult:
+        started = time.perf_counter()
+        outputs = run(clips)
+        return InferResult(outputs, 0.0, (time.perf_counter() - started) * 1000)
+
+    return forward
+
+
+def local_model(model_dir: str | Path, name: str | None = None, intra_op_threads: int = 0) -> PipelineModel:
+    """A model directory run in-process on the CPU (benchmarks, evaluation, tests)."""
+    from service.runtime import OnnxModel
+
+    runtime = OnnxModel(Path(model_dir), provider="cpu", intra_op_threads=intra_op_threads)
+    m = runtime.manifest
+    return PipelineModel(name or m.name, m, Preprocessing.from_manifest(m), direct_forward(runtime.run))
+
+
+# ---------------------------------------------------------------- shared stages
+
+
+async def read_upload(decoder: Decoder, deadline: float, fn: Callable[..., T], *args: Any) -> T:
+    """Probe or decode the upload: the one place where a failure is the client's (400)."""
+    try:
+        return await decoder.run(deadline, fn, *args)
+    except DecodeTimeoutError:
+        raise ApiError(504, "decoding the video took longer than the request deadline; send a shorter video") from None
+    except VideoDecodeError as exc:
+        raise ApiError(400, f"{exc}; upload a video file such as MP4 (H.264) or WebM") from None
+    except (av.error.FFmpegError, EOFError) as exc:
+        raise ApiError(400, f"the video cannot be decoded ({exc}); upload an intact video file") from None
+
+
+async def run_forward(model: PipelineModel, clips: np.ndarray, deadline: float, settings: Settings) -> InferResult:
+    retry = {"Retry-After": str(settings.retry_after_s)}
+    try:
+        return await model.forward(clips, deadline)
+    except QueueFullError:
+        raise ApiError(429, "the inference queue is full; retry after the Retry-After delay", retry) from None
+    except DeadlineExceededError:
+        raise ApiError(504, f"the request did not finish within {settings.request_timeout_s} s; retry later") from None
+    except WorkerStoppedError:
+        raise ApiError(503, "the service is shutting down; retry on another instance", retry) from None
+
+
+def check_limits(settings: Settings, info: VideoInfo) -> None:
+    pixels = info.width * info.height
+    if pixels > settings.max_pixels:
+        raise ApiError(
+            413,
+            f"the video is {info.width}x{info.height} = {pixels} pixels, above the limit of {settings.max_pixels}; "
+            "downscale it",
+        )
+    if info.duration_s > settings.max_duration_s:
+        raise ApiError(
+            413,
+            f"the video lasts {info.duration_s:.1f} s, above the limit of {settings.max_duration_s:g} s; "
+            "cut it into shorter parts",
+        )
+
+
+def video_meta(info: VideoInfo) -> VideoMeta:
+    return VideoMeta(
+        duration_s=post.finite(info.duration_s), fps=post.finite(info.fps), width=info.width, height=info.height,
+        frame_count=info.frame_count, codec=info.codec,
+    )
+
+
+def _labels(scores: list[dict]) -> list[LabelScore]:
+    return [LabelScore(**s) for s in scores]
+
+
+class _Pipeline:
+    def __init__(self, model: PipelineModel, settings: Settings, decoder: Decoder,
+                 metrics: Metrics | None = None) -> None:
+        self.model = model
+        self.settings = settings
+        self.decoder = decoder
+        self.metrics = metrics
+
+    def _observe_decode(self, endpoint: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.decode.labels(endpoint=endpoint).observe(seconds)
+
+    def _deadline(self, deadline: float | None) -> float:
+        return deadline if deadline is not None else time.perf_counter() + self.settings.request_timeout_s
+
+
+# ---------------------------------------------------------------- /classify
+
+
+@dataclass(frozen=True)
+class ClassifyInputs:
+    info: VideoInfo
+    clips: list[list[int]]  # the clips classifying the whole video
+    windows: list[tuple[float, float]]  # timeline windows, one more clip each
+    x: np.ndarray  # float32 [clips + windows, T, 3, H, W]
+    decode_s: float
+
+
+class ClassifyPipeline(_Pipeline):
+    """Labels, per-frame attention, keyframes and an optional timeline of one video."""
+
+    def validate(self, top_k: int) -> None:
+        n = len(self.model.manifest.labels)
+        if not 1 <= top_k <= n:
+            raise ApiError(422, f"top_k must be between 1 and {n} (the number of labels)")
+
+    async def __call__(self, path: str | Path, top_k: int = 5, segments: bool = False,
+                       deadline: float | None = None, started: float | None = None) -> ClassifyResponse:
+        started = started if started is not None else time.perf_counter()
+        self.validate(top_k)
+        deadline = self._deadline(deadline)
+        inputs = await self.preprocess(path, segments, deadline)
+        result = await run_forward(self.model, inputs.x, deadline, self.settings)
+        return self.postprocess(inputs, result, top_k, segments, started)
+
+    async def preprocess(self, path: str | Path, segments: bool, deadline: float) -> ClassifyInputs:
+        s, prep = self.settings, self.model.preprocessing
+        t0 = time.perf_counter()
+        info = await read_upload(self.decoder, deadline, probe_video, path)
+        check_limits(s, info)
+        clips = sampling.plan_clips(info, prep.num_frames, s.clip_window_s, s.max_clips, prep.sampling)
+        windows = []
+        if segments:
+            windows = sampling.plan_windows(info.duration_s, s.timeline_window_s, s.timeline_max_windows)
+        window_clips = sampling.window_clips(info, windows, prep.num_frames, prep.sampling)
+        _, x = await read_upload(self.decoder, deadline, prep.decode_clips, path, info, clips + window_clips,
+                                 self.decoder.options())
+        decode_s = time.perf_counter() - t0
+        self._observe_decode("/classify", decode_s)
+        return ClassifyInputs(info, clips, windows, x, decode_s)
+
+    def postprocess(self, inputs: ClassifyInputs, result: InferResult, top_k: int, segments: bool,
+                    started: float) -> ClassifyResponse:
+        s, labels = self.settings, self.model.manifest.labels
+        n = len(inputs.clips)
+        probs = post.softmax(result.outputs["logits"])
+        frames = post.frame_attention(inputs.info, inputs.clips, result.outputs["attention"][:n])
+        timeline = None
+        if segments:
+            timeline = [
+                TimelineSegment(start_s=t["start_s"], end_s=t["end_s"], labels=_labels(t["labels"]))
+                for t in post.timeline(inputs.windows, probs[n:], inputs.info.duration_s, labels, s.timeline_labels)
+            ]
+        return ClassifyResponse(
+            model=self.model.ref,
+            video=video_meta(inputs.info),
+            labels=_labels(post.top_labels(probs[:n].mean(axis=0), labels, top_k)),
+            frames=[FrameAttention(index=f.index, timestamp_s=post.finite(f.timestamp_s), attention=f.attention)
+                    for f in frames],
+            keyframes=post.keyframes(frames, s.keyframes_max),
+            segments=timeline,
+            timings_ms=Timings(decode=inputs.decode_s * 1000, queue=result.queue_ms, inference=result.inference_ms,
+                               total=(time.perf_counter() - started) * 1000),
+        )
+
+
+# ---------------------------------------------------------------- /summarize
+
+
+@dataclass(frozen=True)
+class SummarizeInputs:
+    info: VideoInfo
+    indices: list[int]  # the frames looked at, in time order
+    frames: np.ndarray  # uint8 [N, H, W, 3] of those frames
+    x: np.ndarray  # float32 [chunks, T, 3, H, W]
+    decode_s: float
+
+
+class SummarizePipeline(_Pipeline):
+    """Segments (shots/scenes) and keyframes of one video (service.summarize's detection)."""
+
+    async def __call__(self, path: str | Path, max_keyframes: int = 8, thumbnails: bool = False,
+                       deadline: float | None = None, started: float | None = None) -> SummarizeResponse:
+        started = started if started is not None else time.perf_counter()
+        deadline = self._deadline(deadline)
+        inputs = await self.preprocess(path, deadline)
+        result = await run_forward(self.model, inputs.x, deadline, self.settings)
+        return await self.postprocess(path, inputs, result, max_keyframes, thumbnails, deadline, started)
+
+    async def preprocess(self, path: str | Path, deadline: float) -> SummarizeInputs:
+        s, prep = self.settings, self.model.preprocessing
+        t0 = time.perf_counter()
+        info = await read_upload(self.decoder, deadline, probe_video, path)
+        check_limits(s, info)
+        indices = sampling.plan_summary_indices(info, s.summarize_fps, s.summarize_max_frames)
+        chunks = sampling.chunk_indices(indices, prep.num_frames)
+        # Exact frames: cut positions and keyframe indices are reported to the frame (and the
+        # loop filter stays on: without it F1 fell from 0.980 to 0.974 in bench.scenes).
+        frames_u8, x = await read_upload(self.decoder, deadline, prep.decode_clips, path, info, chunks,
+                                         self.decoder.options(exact=True))
+        frames = frames_u8.reshape(-1, *frames_u8.shape[2:])[: len(indices)]
+        return SummarizeInputs(info, indices, frames, x, time.perf_counter() - t0)
+
+    async def postprocess(self, path: str | Path, inputs: SummarizeInputs, result: InferResult, max_keyframes: int,
+                          thumbnails: bool, deadline: float, started: float) -> SummarizeResponse:
+        info, indices, n = inputs.info, inputs.indices, len(inputs.indices)
+        embeddings = result.outputs["embeddings"]
+        embeddings = embeddings.reshape(-1, embeddings.shape[-1])[:n]
+        attention = result.outputs["attention"].reshape(-1)[:n]
+        # On the decode pool (CPU work), but not read_upload: a failure here is a bug, not the upload's.
+        segs, keys = await self.decoder.run(
+            deadline, summary.summarize, inputs.frames, indices, [info.timestamp(i) for i in indices],
+            np.ascontiguousarray(embeddings, np.float32), np.ascontiguousarray(attention, np.float32),
+            info.duration_s, info.frame_count, max_keyframes,
+        )
+        decode_s = inputs.decode_s
+        thumbs: list[str | None] = [None] * len(keys)
+        if thumbnails:
+            t0 = time.perf_counter()
+            for i, k in enumerate(keys):
+                thumbs[i] = await read_upload(self.decoder, deadline, summary.jpeg_data_uri, path, info, k.index,
+                                              self.settings.thumbnail_max_side)
+            decode_s += time.perf_counter() - t0
+        self._observe_decode("/summarize", decode_s)
+        return SummarizeResponse(
+            model=self.model.ref,
+            video=video_meta(info),
+            segments=[SummarySegment(start_s=post.finite(g.start_s), end_s=post.finite(g.end_s),
+                                     start_index=int(g.start_index), end_index=int(g.end_index)) for g in segs],
+            keyframes=[SummaryKeyframe(index=int(k.index), timestamp_s=post.finite(k.timestamp_s),
+                                       score=post.finite(k.score), segment=int(k.segment), thumbnail=thumbs[i])
+                       for i, k in enumerate(keys)],
+            timings_ms=Timings(decode=decode_s * 1000, queue=result.queue_ms, inference=result.inference_ms,
+                               total=(time.perf_counter() - started) * 1000),
+        )
+
+
+# ---------------------------------------------------------------- in-process use
+
+
+@dataclass(frozen=True)
+class Pipelines:
+    """Every request kind of one model."""
+
+    classify: ClassifyPipeline
+    summarize: SummarizePipeline
+    infer: TensorPipeline  # Open Inference Protocol tensors (service.oip)
+
+    @classmethod
+    def build(cls, model: PipelineModel, settings: Settings, decoder: Decoder,
+              metrics: Metrics | None = None) -> Pipelines:
+        from service.oip import TensorPipeline  # it builds on this module's stages
+
+        return cls(ClassifyPipeline(model, settings, decoder, metrics),
+                   SummarizePipeline(model, settings, decoder, metrics), TensorPipeline(model, settings))
+
+    @classmethod
+    def local(cls, model_dir: str | Path, settings: Settings | None = None, intra_op_threads: int = 0) -> Pipelines:
+        """The service's pipelines for one model directory, in-process: no HTTP, no batcher, no threads.
+
+        Decodes as an idle service does (service.decoding.InlineDecoder).
+        """
+        from service.decoding import InlineDecoder
+
+        settings = settings or Settings(model_dir=Path(model_dir))
+        return cls.build(local_model(model_dir, intra_op_threads=intra_op_threads), settings, InlineDecoder(settings))
