@@ -1,6 +1,9 @@
 """Export a trained checkpoint to a self-describing model directory (model.onnx + model.json).
 
-    python -m models.export --checkpoint runs/motion/best.pt --out models/motion --name motion
+    python -m models.export --checkpoint runs/motion/best.pt --out runs/motion/export --name motion
+
+(writes a new model directory; serve it with MODEL_DIR=runs/motion/export. The shipped
+models/motion is replaced only on purpose: `make model MODEL_OUT=models/motion`.)
 
 The graph takes `frames` float32 [B, T, 3, H, W] with a dynamic batch axis and returns
 `logits`, `attention` and `embeddings`. Before anything is written, ONNX Runtime runs the

@@ -65,8 +65,10 @@ def _model_info(state: ServiceState, served: ServedModel) -> ModelInfo:
 
 
 @protected.get("/v1/models", response_model=ModelList)
-async def list_models(state: StateDep) -> ModelList:
-    return ModelList(models=[_model_info(state, m) for m in state.models.values()])
+async def list_models(request: Request, state: StateDep) -> ModelList:
+    aux = getattr(request.app.state, "aux", None)
+    return ModelList(models=[_model_info(state, m) for m in state.models.values()],
+                     auxiliary=aux.describe() if aux is not None else [])
 
 
 def _tensor(name: str, datatype: str, shape: list) -> TensorMeta:

@@ -16,9 +16,11 @@ from service.decoding import DecodePool, decode_options
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.pipelines import PipelineModel, Pipelines
+from service.probe_pool import ProbePool
 from service.repository import ServedModel, default_name, discover, load_runtime
 from service.runtime import OnnxModel
 from service.settings import Settings
+from service.upload import sweep_leftovers
 
 log = logging.getLogger("service")
 
@@ -33,6 +35,8 @@ class ServiceState:
     default_model: str | None = None
     decode_pool: DecodePool | None = None
     draining: bool = False
+    inflight: set = field(default_factory=set)  # service.guard.Inflight of running HTTP requests
+    loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lookups
 
@@ -79,6 +83,8 @@ class ServiceState:
     async def start(self) -> None:
         """Load every model; raises ModelLoadError (naming the directory) if any fails."""
         s = self.settings
+        self.loop = asyncio.get_running_loop()
+        sweep_leftovers(s.tmp_dir)  # uploads of a killed predecessor
         found = discover(s)
         self.default_model = default_name(s, list(found))
         hwaccel = None
@@ -89,6 +95,8 @@ class ServiceState:
             else:
                 log.info("decoding with hardware decoder %r", s.hwaccel)
         pool = self.decode_pool = DecodePool(s, hwaccel)
+        if s.probe_workers:
+            self.decode_pool.probe_pool = await asyncio.to_thread(ProbePool, s.probe_workers)
         for name, directory in found.items():
             # Load in a thread: hashing and parsing a large graph should not block the loop.
             runtime = await asyncio.to_thread(load_runtime, directory, s)
