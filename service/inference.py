@@ -118,6 +118,7 @@ async def summarize(
     max_keyframes: Annotated[int, Query(ge=1, le=64, description="upper bound on keyframes")] = 8,
     thumbnails: Annotated[bool, Query(description="embed a JPEG of each keyframe")] = False,
     text: Annotated[bool, Query(description="read the on-screen text of each keyframe (OCR)")] = False,
+    labels: Annotated[bool, Query(description="classify each segment with the model; add its top labels")] = False,
     model: ModelQuery = None,
 ) -> SummarizeResponse:
     start = time.perf_counter()
@@ -128,7 +129,7 @@ async def summarize(
         onscreen.admit(request)
     async with _upload(request, state) as path, _guard(request, state) as cancel:
         body = await served.pipelines.summarize(path, max_keyframes=max_keyframes, thumbnails=thumbnails,
-                                                started=start, cancel=cancel)
+                                                labels=labels, started=start, cancel=cancel)
         if text:
             await onscreen.add_text(request, path, body)
         return body

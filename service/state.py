@@ -111,8 +111,8 @@ class ServiceState:
             )
             pool.on_idle(worker.notify)
             prep = Preprocessing.from_manifest(runtime.manifest)
-            pipelines = Pipelines.build(PipelineModel(name, runtime.manifest, prep, worker.infer), s, pool,
-                                        self.metrics)
+            model = PipelineModel(name, runtime.manifest, prep, worker.infer, runtime.domain)
+            pipelines = Pipelines.build(model, s, pool, self.metrics)
             self.models[name] = ServedModel(name, directory, runtime, worker, prep, pipelines)
             worker.start()
         log.info("serving %d model(s): %s; default: %s", len(self.models), ", ".join(self.models),
