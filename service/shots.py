@@ -29,6 +29,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from models.cancel import CancelToken
 from models.frames import (
     DecodeOptions,
     VideoDecodeError,
@@ -57,7 +58,8 @@ class Dense:
 
 
 def decode_dense(path: str | Path, info: VideoInfo, targets: list[int], size: tuple[int, int],
-                 policy: str = "stretch", threads: int = 0, shorter: int | None = None) -> tuple[np.ndarray, Dense]:
+                 policy: str = "stretch", threads: int = 0, shorter: int | None = None, *,
+                 cancel: CancelToken | None = None) -> tuple[np.ndarray, Dense]:
     """One pass over every frame: the `targets` at `size` (uint8 [len(targets), H, W, 3], resized
     as models.frames.to_rgb does) and a signature of each frame. Frames that do not decode are
     missing from the signatures; a target that does not decode takes the nearest decoded frame."""
@@ -75,6 +77,9 @@ def decode_dense(path: str | Path, info: VideoInfo, targets: list[int], size: tu
         position = -1
         try:
             for packet in container.demux(stream):
+                # A 504, a client that left or a drain stops the pass here (models/cancel.py).
+                if cancel is not None:
+                    cancel.charge(info.width * info.height)
                 try:
                     frames = stream.decode(packet)
                 except av.error.FFmpegError:
@@ -230,13 +235,15 @@ def hard_cuts(dense: Dense) -> list[int]:
 
 
 def read_summary_frames(path: str | Path, info: VideoInfo, indices: list[int], prep: Preprocessing,
-                        dense_max_frames: int, options: DecodeOptions) -> tuple[np.ndarray, Dense | None]:
+                        dense_max_frames: int, options: DecodeOptions, *,
+                        cancel: CancelToken | None = None) -> tuple[np.ndarray, Dense | None]:
     """What /summarize decodes: the sampled frames as the model wants them, and the signature of
     every frame when the video has at most `dense_max_frames` frames (0: never). `options`: how
     the samples are decoded when there are no signatures to take."""
     if 0 < info.frame_count <= dense_max_frames:
-        return decode_dense(path, info, indices, prep.size, prep.resize, options.threads, prep.resize_shorter)
-    return prep.read(path, info, indices, options)[0], None
+        return decode_dense(path, info, indices, prep.size, prep.resize, options.threads, prep.resize_shorter,
+                            cancel=cancel)
+    return prep.read(path, info, indices, options, cancel=cancel)[0], None
 
 
 def model_clips(frames: np.ndarray, prep: Preprocessing) -> np.ndarray:

@@ -37,6 +37,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from models.cancel import CancelToken
 from models.frames import VideoDecodeError, VideoInfo, read_frames
 from models.sampling import plan_summary_indices  # noqa: F401  (its home is models.sampling)
 from service import shots
@@ -552,13 +553,15 @@ def _most_distinct(picks: list[Pick], d: np.ndarray, k: int) -> list[Pick]:
 # ---------------------------------------------------------------------------------------- thumbnails
 
 
-def jpeg_data_uri(path: str | Path | BinaryIO, info: VideoInfo, index: int, max_side: int = 256) -> str:
+def jpeg_data_uri(
+    path: str | Path | BinaryIO, info: VideoInfo, index: int, max_side: int = 256, *, cancel: CancelToken | None = None
+) -> str:
     """A small JPEG of frame `index` at the displayed aspect ratio, as a data URI (PyAV's mjpeg)."""
     scale = max_side / max(info.width, info.height)
     # Even dimensions: yuvj420p subsamples chroma by two.
     w = max(2, round(info.width * min(1.0, scale) / 2) * 2)
     h = max(2, round(info.height * min(1.0, scale) / 2) * 2)
-    rgb = read_frames(path, info, [index], size=(h, w))[0]
+    rgb = read_frames(path, info, [index], size=(h, w), cancel=cancel)[0]
     codec = av.CodecContext.create("mjpeg", "w")
     codec.width, codec.height, codec.pix_fmt = w, h, "yuvj420p"
     codec.time_base = Fraction(1, 25)
