@@ -27,6 +27,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from models.cancel import CancelToken
 from models.frames import (
@@ -68,6 +69,7 @@ def decode_dense(path: str | Path, info: VideoInfo, targets: list[int], size: tu
     idx: list[int] = []
     pos_of = {p: i for i, p in enumerate(info.pts)}
     framer = _Framer()
+    scaler = VideoReformatter()
     with _open(path) as container:
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
@@ -87,8 +89,9 @@ def decode_dense(path: str | Path, info: VideoInfo, targets: list[int], size: tu
                     if index is None:
                         index = position + 1
                     position = index
-                    sigs.append(frame.to_ndarray(width=SIG, height=SIG, format="rgb24", interpolation="AREA",
-                                                 threads=1))
+                    # One reformatter for the whole video: its scaler is set up once, not per frame.
+                    sigs.append(scaler.reformat(frame, width=SIG, height=SIG, format="rgb24", interpolation="AREA",
+                                                threads=1).to_ndarray())
                     idx.append(index)
                     if index in want:
                         got[index] = to_rgb(frame, size, info.rotation, policy, shorter, framer)

@@ -191,20 +191,22 @@ def write_long(path: Path, seconds: int, fps: int = 1, size: int = 32, shot_s: i
     return path
 
 
-def test_a_two_hour_video_is_accepted_and_answered_in_seconds(tmp_path: Path, summary_server) -> None:
-    path = write_long(tmp_path / "two_hours.mp4", 2 * 3600)
+def test_an_hours_long_video_is_accepted_and_answered_in_seconds(tmp_path: Path, summary_server) -> None:
+    # 50 minutes at 1 fps: five times the old 600 s limit, at a tenth of the suite's time of the
+    # 2-hour file that `python -m bench.longvideo` measures.
+    path = write_long(tmp_path / "fifty_minutes.mp4", 3000)
     with httpx.Client(timeout=120) as c:
         for endpoint, params in (("/classify", {"segments": "true"}), ("/summarize", {})):
             start = time.perf_counter()
             r = post_video(c, summary_server.url + endpoint, path, **params)
             took = time.perf_counter() - start
             assert r.status_code == 200, r.text
-            assert r.json()["video"]["duration_s"] == pytest.approx(7200.0)
+            assert r.json()["video"]["duration_s"] == pytest.approx(3000.0)
             # Seconds, not minutes: a few on a quiet 2-core machine (bench.longvideo); the bound
             # leaves room for a CI machine shared with other jobs.
             assert took < 60, f"{endpoint} took {took:.1f} s"
     segments = r.json()["segments"]
-    assert 10 <= len(segments) <= 14  # twelve ten-minute shots
+    assert len(segments) == 5  # five ten-minute shots
 
 
 def test_the_duration_limit_is_opt_in(tmp_path: Path) -> None:
