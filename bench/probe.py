@@ -53,6 +53,7 @@ class Row:
     wall_s: float = 0.0
     cpu_after_s: float | None = None
     rss_growth_mb: float | None = None
+    peak_growth_mb: float | None = None  # VmHWM of the server process (not of probe workers)
     fds_after: int | None = None
     tmp_after: int | None = None
     small_ms: list[float] = field(default_factory=list)
@@ -86,9 +87,9 @@ class Server:
         """CPU seconds of the server and its child processes (probe workers, reaped ones too)."""
         return sum(_cpu(pid) for pid in _tree(self.proc.pid))
 
-    def rss_mb(self) -> float:
+    def rss_mb(self, key: str = "VmRSS") -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
@@ -176,7 +177,7 @@ class SmallTraffic:
 def bomb_probe(srv: Server, name: str, files: list[Path], endpoint: str, clip: Path) -> Row:
     """Send `files` at once, then measure what the server spends after answering them."""
     row = Row(name)
-    rss0 = srv.rss_mb()
+    rss0, hwm0 = srv.rss_mb(), srv.rss_mb("VmHWM")
     t = time.perf_counter()
     with SmallTraffic(srv, clip, row), ThreadPoolExecutor(len(files)) as pool:
         for status in pool.map(lambda p: _status(lambda: post(srv.url + endpoint, p)), files):
@@ -186,6 +187,7 @@ def bomb_probe(srv: Server, name: str, files: list[Path], endpoint: str, clip: P
         time.sleep(10)  # the small requests keep coming: their CPU is in this too (tens of ms each)
         row.cpu_after_s = srv.cpu_s() - cpu
     row.rss_growth_mb = srv.rss_mb() - rss0
+    row.peak_growth_mb = srv.rss_mb("VmHWM") - hwm0
     row.fds_after, row.tmp_after = srv.fds(), srv.tmp_files()
     return row
 
@@ -328,8 +330,9 @@ def _short_clip(path: Path) -> Path:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| probe | statuses | wall s | CPU s in 10 s after | RSS growth MB | fds after | temp files after "
-             "| small /classify during (statuses; median / max ms) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| probe | statuses | wall s | CPU s in 10 s after | RSS growth MB | peak RSS growth MB | fds after "
+             "| temp files after | small /classify during (statuses; median / max ms) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         small = ""
         if r.small_ms:
@@ -338,7 +341,8 @@ def table(rows: list[Row]) -> str:
         fmt = lambda v, f="{:.1f}": "" if v is None else f.format(v)  # noqa: E731
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str))
         lines.append(f"| {r.probe} | {statuses} | {fmt(r.wall_s)} | {fmt(r.cpu_after_s)} | "
-                     f"{fmt(r.rss_growth_mb, '{:.0f}')} | {fmt(r.fds_after, '{}')} | {fmt(r.tmp_after, '{}')} "
+                     f"{fmt(r.rss_growth_mb, '{:.0f}')} | {fmt(r.peak_growth_mb, '{:.0f}')} | "
+                     f"{fmt(r.fds_after, '{}')} | {fmt(r.tmp_after, '{}')} "
                      f"| {small} |")
     return "\n".join(lines)
 
