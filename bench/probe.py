@@ -295,8 +295,8 @@ def drain_probe(repo: Path, tmp: Path, slow: Path) -> Row:
     return row
 
 
-def make_bombs(d: Path, scale: dict, clip_dir: Path) -> dict[str, Path]:
-    """Write the bombs once (kept in `d` and reused)."""
+def make_bombs(d: Path, scale: dict, clip_dir: Path, only: set[str] | None = None) -> dict[str, Path]:
+    """Write the bombs once (kept in `d` and reused); `only` those probes' (and the clip)."""
     w, h, fps, secs, gop = scale["solid"]
     hw, hh = scale["hevc"]
     base = d / "base.mkv"
@@ -311,6 +311,8 @@ def make_bombs(d: Path, scale: dict, clip_dir: Path) -> dict[str, Path]:
     }
     out = {}
     for k, (path, make) in plan.items():
+        if only and k not in only and k != "clip" and not (k == "solid" and "drain" in only):
+            continue
         if not path.exists() or path.stat().st_size < 1000:
             print(f"making {path.name} ...", flush=True)
             tmp = path.with_name("tmp-" + path.name)
@@ -359,8 +361,8 @@ def main() -> None:
     scale = SCALES[args.scale]
     d = args.bombs / args.scale
     d.mkdir(parents=True, exist_ok=True)
-    b = make_bombs(d, scale, d)
     only = set(filter(None, args.only.split(",")))
+    b = make_bombs(d, scale, d, only)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="probe-") as t:
         tmp = Path(t)
