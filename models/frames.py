@@ -105,6 +105,8 @@ class VideoInfo:
 
 
 Source = str | Path | BinaryIO
+# Image formats that may hold an animation: a video when they have more than one frame.
+ANIMATED_IMAGE_FORMATS = ("gif", "apng")
 
 
 def _open(
@@ -148,9 +150,12 @@ def _reason(exc: Exception) -> str:
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    # A photo is not a video, even though FFmpeg presents it as a one-frame video stream.
+    # A photo is not a video, even though FFmpeg presents it as a one-frame video stream. Animated
+    # GIF and APNG are videos when they hold more than one frame (probe_video counts them).
     fmt = container.format.name
-    if fmt == "image2" or fmt.endswith("_pipe") or fmt == "gif":
+    if fmt == "webp_pipe":
+        raise VideoDecodeError("WebP (still or animated) is not decoded as video here; upload MP4, WebM, GIF or APNG")
+    if fmt == "image2" or fmt.endswith("_pipe"):
         raise VideoDecodeError(f"this is a still image ({fmt}), not a video")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -235,6 +240,8 @@ def probe_video(path: Source, *, limits: HeaderLimits | None = None, cancel: Can
                 pass
         if not pts:
             raise VideoDecodeError("the video stream has no frames")
+        if len(pts) == 1 and container.format.name in ANIMATED_IMAGE_FORMATS:
+            raise VideoDecodeError(f"this is a still image (a one-frame {container.format.name}), not a video")
         if first is None:
             raise VideoDecodeError("no frame of the video stream could be decoded")
 

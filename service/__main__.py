@@ -1,4 +1,5 @@
-"""`python -m service`: serve the configured model with uvicorn on HOST:PORT.
+"""`python -m service`: serve the configured model with uvicorn on HOST:PORT (`--help`: usage
+and settings; client commands: service/cli.py).
 
 SIGTERM drains: /readyz turns 503 at once, new requests get 503 for DRAIN_DELAY_S (so a
 load balancer stops sending), then uvicorn stops accepting and gives in-flight requests
@@ -63,7 +64,7 @@ class DrainingServer(uvicorn.Server):
         timer.start()
 
 
-def main() -> None:
+def serve() -> None:
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -85,6 +86,13 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         lifespan="on",
         http=protocol_class(settings),
     )
+
+
+def main() -> None:
+    """`motion-serve` / `python -m service`: serve, or a client command (service/cli.py)."""
+    from service.cli import main as cli_main
+
+    raise SystemExit(cli_main())
 
 
 if __name__ == "__main__":

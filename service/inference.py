@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from service import onscreen
 from service.errors import ApiError
 from service.guard import RequestGuard
 from service.ops import StateDep
@@ -116,12 +117,19 @@ async def summarize(
     state: StateDep,
     max_keyframes: Annotated[int, Query(ge=1, le=64, description="upper bound on keyframes")] = 8,
     thumbnails: Annotated[bool, Query(description="embed a JPEG of each keyframe")] = False,
+    text: Annotated[bool, Query(description="read the on-screen text of each keyframe (OCR)")] = False,
+    labels: Annotated[bool, Query(description="classify each segment with the model; add its top labels")] = False,
     model: ModelQuery = None,
 ) -> SummarizeResponse:
     start = time.perf_counter()
     served = _pick(request, state, model)
     check_request(request, state.settings.max_upload_bytes)
     _admit(state, served)
+    if text:
+        onscreen.admit(request)
     async with _upload(request, state) as path, _guard(request, state) as cancel:
-        return await served.pipelines.summarize(path, max_keyframes=max_keyframes, thumbnails=thumbnails,
-                                                started=start, cancel=cancel)
+        body = await served.pipelines.summarize(path, max_keyframes=max_keyframes, thumbnails=thumbnails,
+                                                labels=labels, started=start, cancel=cancel)
+        if text:
+            await onscreen.add_text(request, path, body)
+        return body

@@ -25,6 +25,7 @@ import numpy as np
 
 from models import sampling
 from models.cancel import CancelToken, DecodeBudgetExceeded, DecodeCancelled
+from models.domain import DomainScorer
 from models.frames import (
     DecodeOptions,
     HeaderLimits,
@@ -37,6 +38,7 @@ from models.frames import (
 from models.manifest import ModelManifest
 from models.preprocess import Preprocessing
 from service import pipeline as post
+from service import shots
 from service import summarize as summary
 from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
 from service.decoding import DecodeTimeoutError
@@ -45,6 +47,7 @@ from service.metrics import Metrics
 from service.probe_pool import ProbeTimeout
 from service.schemas import (
     ClassifyResponse,
+    DomainAnswer,
     FrameAttention,
     LabelScore,
     ModelRef,
@@ -80,6 +83,7 @@ class PipelineModel:
     manifest: ModelManifest
     preprocessing: Preprocessing
     forward: Forward
+    domain: DomainScorer | None = None  # training-data statistics, for the `domain` answer
 
     @property
     def ref(self) -> ModelRef:
@@ -103,7 +107,8 @@ def local_model(model_dir: str | Path, name: str | None = None, intra_op_threads
 
     runtime = OnnxModel(Path(model_dir), provider="cpu", intra_op_threads=intra_op_threads)
     m = runtime.manifest
-    return PipelineModel(name or m.name, m, Preprocessing.from_manifest(m), direct_forward(runtime.run))
+    return PipelineModel(name or m.name, m, Preprocessing.from_manifest(m), direct_forward(runtime.run),
+                         runtime.domain)
 
 
 # ---------------------------------------------------------------- shared stages
@@ -207,7 +212,7 @@ def check_limits(settings: Settings, info: VideoInfo) -> None:
             f"the video is {info.width}x{info.height} = {pixels} pixels, above the limit of {settings.max_pixels}; "
             "downscale it",
         )
-    if info.duration_s > settings.max_duration_s:
+    if settings.max_duration_s and info.duration_s > settings.max_duration_s:
         raise ApiError(
             413,
             f"the video lasts {info.duration_s:.1f} s, above the limit of {settings.max_duration_s:g} s; "
@@ -312,6 +317,8 @@ class ClassifyPipeline(_Pipeline):
                     for f in frames],
             keyframes=post.keyframes(frames, s.keyframes_max),
             segments=timeline,
+            domain=DomainAnswer(**self.model.domain.answer(result.outputs["embeddings"][:n]))
+            if self.model.domain is not None else None,
             timings_ms=Timings(decode=inputs.decode_s * 1000, queue=result.queue_ms, inference=result.inference_ms,
                                total=(time.perf_counter() - started) * 1000),
         )
@@ -327,6 +334,7 @@ class SummarizeInputs:
     frames: np.ndarray  # uint8 [N, H, W, 3] of those frames
     x: np.ndarray  # float32 [chunks, T, 3, H, W]
     decode_s: float
+    dense: shots.Dense | None = None  # every frame's signature (service.shots), when decoded
 
 
 class SummarizePipeline(_Pipeline):
@@ -334,12 +342,13 @@ class SummarizePipeline(_Pipeline):
 
     async def __call__(self, path: str | Path, max_keyframes: int = 8, thumbnails: bool = False,
                        deadline: float | None = None, started: float | None = None,
-                       cancel: CancelToken | None = None) -> SummarizeResponse:
+                       labels: bool = False, cancel: CancelToken | None = None) -> SummarizeResponse:
         started = started if started is not None else time.perf_counter()
         deadline = self._deadline(deadline)
         inputs = await self.preprocess(path, deadline, cancel)
         result = await run_forward(self.model, inputs.x, deadline, self.settings)
-        return await self.postprocess(path, inputs, result, max_keyframes, thumbnails, deadline, started, cancel)
+        return await self.postprocess(path, inputs, result, max_keyframes, thumbnails, deadline, started, labels,
+                                      cancel)
 
     async def preprocess(self, path: str | Path, deadline: float, cancel: CancelToken | None = None) -> SummarizeInputs:
         s, prep = self.settings, self.model.preprocessing
@@ -347,29 +356,35 @@ class SummarizePipeline(_Pipeline):
         info = await probe_upload(self.decoder, deadline, path, s, cancel)
         check_limits(s, info)
         indices = sampling.plan_summary_indices(info, s.summarize_fps, s.summarize_max_frames)
-        chunks = sampling.chunk_indices(indices, prep.num_frames)
-        check_budget(s, info, indices, "exact")
         # Exact frames: cut positions and keyframe indices are reported to the frame (and the
-        # loop filter stays on: without it F1 fell from 0.980 to 0.974 in bench.scenes).
-        decode = functools.partial(prep.decode_clips, cancel=cancel)
-        frames_u8, x = await read_upload(self.decoder, deadline, decode, path, info, chunks,
-                                         self.decoder.options(exact=True), settings=s)
-        frames = frames_u8.reshape(-1, *frames_u8.shape[2:])[: len(indices)]
-        return SummarizeInputs(info, indices, frames, x, time.perf_counter() - t0)
+        # loop filter stays on: without it F1 fell from 0.980 to 0.974 in bench.scenes). Videos of
+        # at most SUMMARIZE_DENSE_MAX_FRAMES frames also get a signature of every frame (service.shots),
+        # unless decoding every frame would exceed the decode budget: then only the samples are decoded.
+        check_budget(s, info, indices, "exact")
+        dense_max = s.summarize_dense_max_frames
+        if info.frame_count * info.width * info.height / 1e6 > s.decode_budget_mpx:
+            dense_max = 0
+        read = functools.partial(shots.read_summary_frames, cancel=cancel)
+        frames, dense = await read_upload(self.decoder, deadline, read, path, info, indices,
+                                          prep, dense_max, self.decoder.options(exact=True), settings=s)
+        x = shots.model_clips(frames, prep)
+        return SummarizeInputs(info, indices, frames, x, time.perf_counter() - t0, dense)
 
     async def postprocess(self, path: str | Path, inputs: SummarizeInputs, result: InferResult, max_keyframes: int,
                           thumbnails: bool, deadline: float, started: float,
-                          cancel: CancelToken | None = None) -> SummarizeResponse:
+                          labels: bool = False, cancel: CancelToken | None = None) -> SummarizeResponse:
         info, indices, n = inputs.info, inputs.indices, len(inputs.indices)
         embeddings = result.outputs["embeddings"]
         embeddings = embeddings.reshape(-1, embeddings.shape[-1])[:n]
         attention = result.outputs["attention"].reshape(-1)[:n]
         # On the decode pool (CPU work), but not read_upload: a failure here is a bug, not the upload's.
         segs, keys = await self.decoder.run(
-            deadline, summary.summarize, inputs.frames, indices, [info.timestamp(i) for i in indices],
+            deadline, functools.partial(summary.summarize, dense=inputs.dense, frame_times=shots.frame_times(info)),
+            inputs.frames, indices, [info.timestamp(i) for i in indices],
             np.ascontiguousarray(embeddings, np.float32), np.ascontiguousarray(attention, np.float32),
             info.duration_s, info.frame_count, max_keyframes,
         )
+        segment_labels = await self._segment_labels(inputs, segs, deadline) if labels else [None] * len(segs)
         decode_s = inputs.decode_s
         thumbs: list[str | None] = [None] * len(keys)
         if thumbnails:
@@ -384,13 +399,33 @@ class SummarizePipeline(_Pipeline):
             model=self.model.ref,
             video=video_meta(info),
             segments=[SummarySegment(start_s=post.finite(g.start_s), end_s=post.finite(g.end_s),
-                                     start_index=int(g.start_index), end_index=int(g.end_index)) for g in segs],
+                                     start_index=int(g.start_index), end_index=int(g.end_index),
+                                     labels=segment_labels[i])
+                      for i, g in enumerate(segs)],
             keyframes=[SummaryKeyframe(index=int(k.index), timestamp_s=post.finite(k.timestamp_s),
                                        score=post.finite(k.score), segment=int(k.segment), thumbnail=thumbs[i])
                        for i, k in enumerate(keys)],
             timings_ms=Timings(decode=decode_s * 1000, queue=result.queue_ms, inference=result.inference_ms,
                                total=(time.perf_counter() - started) * 1000),
         )
+
+
+    async def _segment_labels(self, inputs: SummarizeInputs, segs: list, deadline: float) -> list[list[LabelScore]]:
+        """Each segment classified as one clip of T of the frames already decoded in it (no second
+        decode): spread evenly over the segment, repeated when it holds fewer than T."""
+        t = self.model.preprocessing.num_frames
+        positions = np.asarray(inputs.indices)
+        clips = []
+        for g in segs:
+            inside = np.flatnonzero((positions >= g.start_index) & (positions <= g.end_index))
+            if len(inside) == 0:  # a segment between two looked-at frames: its nearest one
+                inside = np.array([int(np.argmin(np.abs(positions - (g.start_index + g.end_index) / 2)))])
+            clips.append(inputs.frames[inside[np.linspace(0, len(inside) - 1, t).round().astype(int)]])
+        x = self.model.preprocessing.normalize(np.stack(clips))
+        result = await run_forward(self.model, x, deadline, self.settings)
+        probs = post.softmax(result.outputs["logits"])
+        names, k = self.model.manifest.labels, self.settings.timeline_labels
+        return [_labels(post.top_labels(p, names, k)) for p in probs]
 
 
 # ---------------------------------------------------------------- in-process use

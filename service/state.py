@@ -94,7 +94,7 @@ class ServiceState:
                 log.warning("hardware decoder %r unavailable (no usable device); decoding in software", s.hwaccel)
             else:
                 log.info("decoding with hardware decoder %r", s.hwaccel)
-        self.decode_pool = DecodePool(s, hwaccel)
+        pool = self.decode_pool = DecodePool(s, hwaccel)
         if s.probe_workers:
             self.decode_pool.probe_pool = await asyncio.to_thread(ProbePool, s.probe_workers)
         for name, directory in found.items():
@@ -106,13 +106,13 @@ class ServiceState:
                 max_queue_delay_ms=s.max_queue_delay_ms,
                 max_queue_size=s.max_queue_size,
                 metrics=self.metrics,
-                more_coming=lambda: self.active_decodes > 0,
+                more_coming=lambda: pool.busy,  # a decode may still hand this worker a clip
                 model=name,
             )
-            self.decode_pool.on_idle(worker.notify)
+            pool.on_idle(worker.notify)
             prep = Preprocessing.from_manifest(runtime.manifest)
-            pipelines = Pipelines.build(PipelineModel(name, runtime.manifest, prep, worker.infer), s,
-                                        self.decode_pool, self.metrics)
+            model = PipelineModel(name, runtime.manifest, prep, worker.infer, runtime.domain)
+            pipelines = Pipelines.build(model, s, pool, self.metrics)
             self.models[name] = ServedModel(name, directory, runtime, worker, prep, pipelines)
             worker.start()
         log.info("serving %d model(s): %s; default: %s", len(self.models), ", ".join(self.models),

@@ -44,6 +44,9 @@ class ThreadServer:
         from service.settings import Settings
 
         self.port = free_port()
+        # Speech and OCR load (seconds of CPU, ~0.5 GB) only in the servers of the tests about them.
+        settings.setdefault("whisper_model", "none")
+        settings.setdefault("ocr_enabled", False)
         self.settings = Settings(
             model_dir=settings.pop("model_dir", model_dir()), tmp_dir=tmp_dir, port=self.port, **settings
         )
@@ -109,6 +112,15 @@ def server(upload_dir: Path) -> Iterator[ThreadServer]:
         max_queue_delay_ms=30,
         decode_workers=4,
     )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def aux_server(upload_dir: Path) -> Iterator[ThreadServer]:
+    """Like `server`, with the speech and OCR models loaded (/transcribe, /summarize?text=true)."""
+    srv = ThreadServer(upload_dir, whisper_model="", ocr_enabled=True, max_upload_bytes=MAX_UPLOAD_BYTES,
+                       max_pixels=MAX_PIXELS, max_duration_s=MAX_DURATION_S, decode_workers=4)
     yield srv
     srv.stop()
 
