@@ -67,7 +67,8 @@ class Server:
         self.tmp = tmp / "uploads"
         self.tmp.mkdir(parents=True, exist_ok=True)
         env = os.environ | {"PYTHONPATH": str(repo), "PORT": str(self.port), "TMP_DIR": str(self.tmp),
-                            "LOG_LEVEL": "warning", "MODEL_DIR": str(repo / "models" / "motion")}
+                            "LOG_LEVEL": "warning", "MODEL_DIR": str(repo / "models" / "motion"),
+                            "WHISPER_MODEL": "none"}  # no background speech-model load in the measurements
         env |= {k.upper(): str(v) for k, v in settings.items()}
         self.log = open(tmp / f"server-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=tmp, env=env,
