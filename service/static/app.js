@@ -13,6 +13,7 @@ const state = {
   key: sessionStorage.getItem(KEY_STORE) || "",
   labels: [],        // the selected model's labels, for stable colors
   paths: new Set(),  // endpoints this server offers (from openapi.json)
+  speech: null,      // the speech model as /v1/models lists it
   busy: false,
 };
 
@@ -132,6 +133,10 @@ async function loadModels() {
     if (m.default) option.selected = true;
     select.append(option);
   }
+  // The speech model is listed with the others; when it cannot serve (not installed, turned
+  // off) the page says why instead of calling /transcribe for a 503.
+  const speech = (answer.auxiliary || []).find((m) => m.kind === "speech");
+  state.speech = speech ? { ready: speech.ready, error: speech.error } : null;
   updateRunButton();
 }
 
@@ -382,13 +387,14 @@ function showSummary(answer) {
   }
 }
 
-function showTranscript(answer) {
+function showTranscript(answer, problem) {
   const box = $("transcript");
   box.replaceChildren();
   $("transcript-section").hidden = false;
   if (!answer) {
     box.append(Object.assign(document.createElement("p"), {
-      className: "muted", textContent: "This server has no /transcribe endpoint: no transcript.",
+      className: "muted",
+      textContent: problem ? `No transcript: ${problem}` : "This server has no /transcribe endpoint: no transcript.",
     }));
     return;
   }
@@ -437,12 +443,17 @@ async function analyze() {
     const labelsAfter = elapsed();
     const summary = await call("Shots", `summarize?thumbnails=true&max_keyframes=8&model=${model}`);
     showSummary(summary);
-    if (state.paths.has("/transcribe")) {
+    if (state.paths.has("/transcribe") && state.speech && !state.speech.ready) {
+      showTranscript(null, `the server's speech model is not available (${state.speech.error || "not ready"})`);
+    } else if (state.paths.has("/transcribe")) {
       try {
         showTranscript(await call("Transcript", "transcribe"));
       } catch (err) {
+        // The transcript is one section among several: a server without a speech model
+        // (503) or a file it cannot transcribe keeps the labels and shots on screen.
         if (err.status === 404) showTranscript(null);
-        else throw err;
+        else if (err.status === 401) throw err;
+        else showTranscript(null, err.message);
       }
     } else {
       showTranscript(null);
