@@ -53,6 +53,7 @@ class Row:
     wall_s: float = 0.0
     cpu_after_s: float | None = None
     rss_growth_mb: float | None = None
+    peak_growth_mb: float | None = None  # VmHWM of the server process (not of probe workers)
     fds_after: int | None = None
     tmp_after: int | None = None
     small_ms: list[float] = field(default_factory=list)
@@ -66,7 +67,8 @@ class Server:
         self.tmp = tmp / "uploads"
         self.tmp.mkdir(parents=True, exist_ok=True)
         env = os.environ | {"PYTHONPATH": str(repo), "PORT": str(self.port), "TMP_DIR": str(self.tmp),
-                            "LOG_LEVEL": "warning", "MODEL_DIR": str(repo / "models" / "motion")}
+                            "LOG_LEVEL": "warning", "MODEL_DIR": str(repo / "models" / "motion"),
+                            "WHISPER_MODEL": "none"}  # no background speech-model load in the measurements
         env |= {k.upper(): str(v) for k, v in settings.items()}
         self.log = open(tmp / f"server-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=tmp, env=env,
@@ -83,12 +85,12 @@ class Server:
         raise RuntimeError("server did not become ready")
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds of the server and its child processes (probe workers, reaped ones too)."""
+        return sum(_cpu(pid) for pid in _tree(self.proc.pid))
 
-    def rss_mb(self) -> float:
+    def rss_mb(self, key: str = "VmRSS") -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
@@ -102,6 +104,32 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu(pid: int) -> float:
+    try:
+        return sum(int(f) for f in _stat(pid)[11:15]) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def _tree(root: int) -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [p for p, pp in parents.items() if pp in frontier]
+        tree += frontier
+    return tree
 
 
 def _free_port() -> int:
@@ -150,7 +178,7 @@ class SmallTraffic:
 def bomb_probe(srv: Server, name: str, files: list[Path], endpoint: str, clip: Path) -> Row:
     """Send `files` at once, then measure what the server spends after answering them."""
     row = Row(name)
-    rss0 = srv.rss_mb()
+    rss0, hwm0 = srv.rss_mb(), srv.rss_mb("VmHWM")
     t = time.perf_counter()
     with SmallTraffic(srv, clip, row), ThreadPoolExecutor(len(files)) as pool:
         for status in pool.map(lambda p: _status(lambda: post(srv.url + endpoint, p)), files):
@@ -160,6 +188,7 @@ def bomb_probe(srv: Server, name: str, files: list[Path], endpoint: str, clip: P
         time.sleep(10)  # the small requests keep coming: their CPU is in this too (tens of ms each)
         row.cpu_after_s = srv.cpu_s() - cpu
     row.rss_growth_mb = srv.rss_mb() - rss0
+    row.peak_growth_mb = srv.rss_mb("VmHWM") - hwm0
     row.fds_after, row.tmp_after = srv.fds(), srv.tmp_files()
     return row
 
@@ -267,8 +296,8 @@ def drain_probe(repo: Path, tmp: Path, slow: Path) -> Row:
     return row
 
 
-def make_bombs(d: Path, scale: dict, clip_dir: Path) -> dict[str, Path]:
-    """Write the bombs once (kept in `d` and reused)."""
+def make_bombs(d: Path, scale: dict, clip_dir: Path, only: set[str] | None = None) -> dict[str, Path]:
+    """Write the bombs once (kept in `d` and reused); `only` those probes' (and the clip)."""
     w, h, fps, secs, gop = scale["solid"]
     hw, hh = scale["hevc"]
     base = d / "base.mkv"
@@ -283,6 +312,8 @@ def make_bombs(d: Path, scale: dict, clip_dir: Path) -> dict[str, Path]:
     }
     out = {}
     for k, (path, make) in plan.items():
+        if only and k not in only and k != "clip" and not (k == "solid" and "drain" in only):
+            continue
         if not path.exists() or path.stat().st_size < 1000:
             print(f"making {path.name} ...", flush=True)
             tmp = path.with_name("tmp-" + path.name)
@@ -302,8 +333,9 @@ def _short_clip(path: Path) -> Path:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| probe | statuses | wall s | CPU s in 10 s after | RSS growth MB | fds after | temp files after "
-             "| small /classify during (statuses; median / max ms) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| probe | statuses | wall s | CPU s in 10 s after | RSS growth MB | peak RSS growth MB | fds after "
+             "| temp files after | small /classify during (statuses; median / max ms) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         small = ""
         if r.small_ms:
@@ -312,7 +344,8 @@ def table(rows: list[Row]) -> str:
         fmt = lambda v, f="{:.1f}": "" if v is None else f.format(v)  # noqa: E731
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items(), key=str))
         lines.append(f"| {r.probe} | {statuses} | {fmt(r.wall_s)} | {fmt(r.cpu_after_s)} | "
-                     f"{fmt(r.rss_growth_mb, '{:.0f}')} | {fmt(r.fds_after, '{}')} | {fmt(r.tmp_after, '{}')} "
+                     f"{fmt(r.rss_growth_mb, '{:.0f}')} | {fmt(r.peak_growth_mb, '{:.0f}')} | "
+                     f"{fmt(r.fds_after, '{}')} | {fmt(r.tmp_after, '{}')} "
                      f"| {small} |")
     return "\n".join(lines)
 
@@ -329,8 +362,8 @@ def main() -> None:
     scale = SCALES[args.scale]
     d = args.bombs / args.scale
     d.mkdir(parents=True, exist_ok=True)
-    b = make_bombs(d, scale, d)
     only = set(filter(None, args.only.split(",")))
+    b = make_bombs(d, scale, d, only)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="probe-") as t:
         tmp = Path(t)

@@ -124,7 +124,7 @@ async def transcribe(
                             f"it, or use one of: {', '.join(model.languages[:20])}...")
     opts = SpeechOptions(language=language, beam_size=s.whisper_beam_size, vad_threshold=s.vad_threshold,
                          vad_min_silence_ms=s.vad_min_silence_ms, vad_speech_pad_ms=s.vad_speech_pad_ms)
-    async with receive_upload(request, s.max_upload_bytes, s.tmp_dir) as path:
+    async with receive_upload(request, s.max_upload_bytes, s.tmp_dir, s.body_timeout_s) as path:
         deadline = time.perf_counter() + s.transcribe_timeout_s
         t_probe = time.perf_counter()
         try:
