@@ -36,6 +36,12 @@ class TimelineSegment(BaseModel):
     labels: list[LabelScore]
 
 
+class DomainAnswer(BaseModel):
+    in_domain: bool = Field(description="false: the video is unlike the training data; do not trust the labels")
+    distance: float = Field(description="how far the video lies from the training data (larger is further)")
+    threshold: float = Field(description="the calibrated distance up to which a video counts as in the domain")
+
+
 class Timings(BaseModel):
     decode: float
     queue: float
@@ -50,6 +56,7 @@ class ClassifyResponse(BaseModel):
     frames: list[FrameAttention]
     keyframes: list[int]
     segments: list[TimelineSegment] | None = Field(None, description="only with segments=true")
+    domain: DomainAnswer | None = Field(None, description="only when the model carries training-data statistics")
     timings_ms: Timings
 
 
@@ -58,6 +65,7 @@ class SummarySegment(BaseModel):
     end_s: float
     start_index: int
     end_index: int
+    labels: list[LabelScore] | None = Field(None, description="only with labels=true")
 
 
 class OnScreenText(BaseModel):
