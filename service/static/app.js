@@ -382,13 +382,14 @@ function showSummary(answer) {
   }
 }
 
-function showTranscript(answer) {
+function showTranscript(answer, problem) {
   const box = $("transcript");
   box.replaceChildren();
   $("transcript-section").hidden = false;
   if (!answer) {
     box.append(Object.assign(document.createElement("p"), {
-      className: "muted", textContent: "This server has no /transcribe endpoint: no transcript.",
+      className: "muted",
+      textContent: problem ? `No transcript: ${problem}` : "This server has no /transcribe endpoint: no transcript.",
     }));
     return;
   }
@@ -441,8 +442,11 @@ async function analyze() {
       try {
         showTranscript(await call("Transcript", "transcribe"));
       } catch (err) {
+        // The transcript is one section among several: a server without a speech model
+        // (503) or a file it cannot transcribe keeps the labels and shots on screen.
         if (err.status === 404) showTranscript(null);
-        else throw err;
+        else if (err.status === 401) throw err;
+        else showTranscript(null, err.message);
       }
     } else {
       showTranscript(null);
