@@ -200,3 +200,6 @@ class Settings(BaseSettings):
     # Test hooks: make slow paths reachable in tests without mocks.
     warmup_delay_s: float = Field(0.0, ge=0, description="test hook: extra wait before ready")
     inference_delay_ms: float = Field(0.0, ge=0, description="test hook: extra time per batch")
+    speech_delay_ms: float = Field(
+        0.0, ge=0, description="test hook: extra time after each transcribed segment (ends early when stopped)"
+    )

@@ -199,6 +199,8 @@ class SpeechModel:
             # does not drag the next into a loop of repeats (a known Whisper failure).
             condition_on_previous_text=False,
         )
+        if stop is not None and stop.is_set():  # stopped during language detection (one encoder pass)
+            raise Cancelled
         result.language = info.language
         result.language_probability = float(info.language_probability)
         for seg in restore_speech_timestamps(segments, chunks, SAMPLE_RATE):

@@ -147,7 +147,9 @@ async def transcribe(
                 decoded = (time.perf_counter() - t) * 1000
                 if stop.is_set():
                     raise Cancelled
-                return model.transcribe(audio, offset, opts, stop), decoded, offset + len(audio) / 16000
+                delay = s.speech_delay_ms / 1000.0
+                hook = (lambda: stop.wait(delay)) if delay else None
+                return model.transcribe(audio, offset, opts, stop, hook), decoded, offset + len(audio) / 16000
 
             runner = aux.speech.runner
             assert runner is not None

@@ -61,8 +61,9 @@ def speech_files(tmp_path_factory: pytest.TempPathFactory) -> dict:
         files[lang] = (write_media(d / f"speech_{lang}.wav", clip.audio, "pcm_s16le", video=False), clip)
     files["tones"] = (write_media(d / "tones.mp4", music_like(6.0), "aac"), None)
     files["silent_video"] = (write_plain(d / "noaudio.mp4", 64, 64, frames=20), None)
-    long_clip = compose(["This recording is long enough to keep the speech worker busy for a while."] * 4,
-                        pauses=(0.5,))
+    long_clip = compose(["This recording is long enough to keep the speech worker busy.",
+                         "The second sentence talks about the weather in the mountains.",
+                         "A third one lists apples, pears and plums."], pauses=(0.5,))
     files["long"] = (write_media(d / "long.wav", long_clip.audio, "pcm_s16le", video=False), long_clip)
     return files
 
@@ -188,8 +189,10 @@ def _metric(url: str, name: str) -> float:
 def test_busy_deadline_and_limits(upload_dir: Path, speech_files: dict) -> None:
     """One slot and no queue: a second request is refused (429) while the first runs; the first
     passes its deadline (504) and its work really stops; a too-long file is refused (413)."""
+    # SPEECH_DELAY_MS holds the job after each segment (waking at once when it is stopped), so
+    # the first request is still running when the second arrives, whatever the machine's speed.
     srv = ThreadServer(upload_dir, speech_concurrency=1, speech_max_queue=0, transcribe_timeout_s=1.5,
-                       transcribe_max_duration_s=40, whisper_beam_size=1, whisper_model="")
+                       transcribe_max_duration_s=40, whisper_beam_size=1, whisper_model="", speech_delay_ms=30000)
     try:
         wait_aux(srv.url)
         results: dict[str, httpx.Response] = {}
@@ -208,8 +211,10 @@ def test_busy_deadline_and_limits(upload_dir: Path, speech_files: dict) -> None:
         t.join(timeout=60)
         assert busy.status_code == 429 and busy.headers.get("retry-after"), busy.text
         assert results["first"].status_code == 504, results["first"].text
-        # The abandoned transcription stops at its next segment: the slot frees up soon.
-        end = time.monotonic() + 20
+        # The abandoned transcription stops at its next segment (faster-whisper yields after
+        # each 30 s window: seconds on a busy machine) and its 30 s hold ends at once; run to
+        # the end, its three segments would hold it for over 90 s.
+        end = time.monotonic() + 60
         while _metric(srv.url, "speech_running") > 0 and time.monotonic() < end:
             time.sleep(0.1)
         assert _metric(srv.url, "speech_running") == 0

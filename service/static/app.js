@@ -13,7 +13,7 @@ const state = {
   key: sessionStorage.getItem(KEY_STORE) || "",
   labels: [],        // the selected model's labels, for stable colors
   paths: new Set(),  // endpoints this server offers (from openapi.json)
-  speech: null,      // the speech model as /v1/models lists it
+  speech: null,  // the speech model's entry in /v1/models "auxiliary" (null: not listed)
   busy: false,
 };
 
@@ -125,6 +125,9 @@ async function loadModels() {
   $("auth").hidden = true;
   $("input").hidden = false;
   $("error").hidden = true;
+  // The speech model's state (/v1/models "auxiliary"): when it cannot serve, the page says why
+  // instead of asking /transcribe for a 503.
+  state.speech = (answer.auxiliary || []).find((a) => a.kind === "speech") || null;
   const select = $("model");
   select.replaceChildren();
   for (const m of answer.models) {
@@ -444,7 +447,7 @@ async function analyze() {
     const summary = await call("Shots", `summarize?thumbnails=true&max_keyframes=8&model=${model}`);
     showSummary(summary);
     if (state.paths.has("/transcribe") && state.speech && !state.speech.ready) {
-      showTranscript(null, `the server's speech model is not available (${state.speech.error || "not ready"})`);
+      showTranscript(null, state.speech.error || "the speech model is not ready");
     } else if (state.paths.has("/transcribe")) {
       try {
         showTranscript(await call("Transcript", "transcribe"));
