@@ -13,6 +13,7 @@ const state = {
   key: sessionStorage.getItem(KEY_STORE) || "",
   labels: [],        // the selected model's labels, for stable colors
   paths: new Set(),  // endpoints this server offers (from openapi.json)
+  speech: null,      // /v1/models' speech entry: {ready, error, ...}, null when there is none
   busy: false,
 };
 
@@ -121,6 +122,7 @@ async function loadModels() {
     showError(err);
     return;
   }
+  state.speech = (answer.auxiliary || []).find((a) => a.kind === "speech") || null;
   $("auth").hidden = true;
   $("input").hidden = false;
   $("error").hidden = true;
@@ -382,16 +384,32 @@ function showSummary(answer) {
   }
 }
 
+function transcriptNote(text) {
+  const box = $("transcript");
+  box.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: text }));
+  $("transcript-section").hidden = false;
+}
+
+// The speech model loads in the background and may be turned off: ask /v1/models first, so
+// that an unavailable model is explained instead of a request answered 503.
+async function speechUnavailable() {
+  if (!state.paths.has("/transcribe")) return "This server has no /transcribe endpoint: no transcript.";
+  try {
+    const answer = await getJSON("v1/models");
+    state.speech = (answer.auxiliary || []).find((a) => a.kind === "speech") || null;
+  } catch {
+    return null; // let the request itself say what is wrong
+  }
+  if (state.speech && !state.speech.ready) {
+    return `Transcription is not available on this server: ${state.speech.error || "the speech model is not ready"}`;
+  }
+  return null;
+}
+
 function showTranscript(answer) {
   const box = $("transcript");
   box.replaceChildren();
   $("transcript-section").hidden = false;
-  if (!answer) {
-    box.append(Object.assign(document.createElement("p"), {
-      className: "muted", textContent: "This server has no /transcribe endpoint: no transcript.",
-    }));
-    return;
-  }
   const media = answer.media || {};
   if (media.has_audio === false || !answer.segments || answer.segments.length === 0) {
     box.append(Object.assign(document.createElement("p"), {
@@ -437,15 +455,16 @@ async function analyze() {
     const labelsAfter = elapsed();
     const summary = await call("Shots", `summarize?thumbnails=true&max_keyframes=8&model=${model}`);
     showSummary(summary);
-    if (state.paths.has("/transcribe")) {
+    const unavailable = await speechUnavailable();
+    if (unavailable) {
+      transcriptNote(unavailable);
+    } else {
       try {
         showTranscript(await call("Transcript", "transcribe"));
       } catch (err) {
-        if (err.status === 404) showTranscript(null);
-        else throw err;
+        // Labels and shots stand; the transcript section says what went wrong.
+        transcriptNote(`No transcript: ${err.message}`);
       }
-    } else {
-      showTranscript(null);
     }
     await thumbnails;
     idle(`Done in ${elapsed()} s (labels after ${labelsAfter} s).`);
