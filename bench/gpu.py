@@ -99,12 +99,14 @@ def model_part(batches: list[int], repeat: int, on_gpu: bool) -> str:
     ])
 
 
-def decode_part(repeat: int) -> str:
+def decode_part(repeat: int, clips: list[str] | None = None) -> str:
     accel = F.hardware_decoder("cuda")
     if accel is None:
         return "NVDEC: no usable CUDA device for FFmpeg (hardware_decoder returned None): not measured"
     rows = []
     for plan in BENCH_CLIPS:
+        if clips and plan.name not in clips:
+            continue
         path = ensure_clip(plan)
         info = F.probe_video(path)
         indices = frame_plan(info, 16, True)
@@ -149,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the load part")
+    parser.add_argument("--clips", nargs="+", choices=[p.name for p in BENCH_CLIPS], default=None,
+                        help="decode part: only these bench clips (rendering the 60 s 1080p one takes minutes)")
     parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: run parts 1-2 on the CPU")
     args = parser.parse_args(argv)
     usable, found = gpu_state()
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     if not usable:
         print("CPU SMOKE RUN: these are not GPU figures\n")
     print("## model\n\n" + model_part(args.batches, args.repeat, usable) + "\n", flush=True)
-    print("## decode\n\n" + decode_part(max(3, args.repeat // 4)) + "\n", flush=True)
+    print("## decode\n\n" + decode_part(max(3, args.repeat // 4), args.clips) + "\n", flush=True)
     if usable:
         print("## load\n\n" + load_part(args.seconds), flush=True)
 
