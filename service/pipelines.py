@@ -151,7 +151,8 @@ def upload_errors(settings: Settings | None = None) -> Iterator[None]:
 
 def header_limits(settings: Settings) -> HeaderLimits:
     s = settings
-    return HeaderLimits(max_pixels=s.max_pixels, max_streams=s.max_streams, max_duration_s=s.max_duration_s,
+    # MAX_DURATION_S is opt-in (0: no limit): duration costs nothing, the decode budget bounds the work.
+    return HeaderLimits(max_pixels=s.max_pixels, max_streams=s.max_streams, max_duration_s=s.max_duration_s or None,
                         max_metadata=s.max_metadata_entries)
 
 

@@ -24,8 +24,7 @@ def make_repository(root: Path, second: dict | None = None) -> Path:
     repo = root / "repository"
     for name, changes in (("motion", {}), ("second", second or {})):
         d = repo / name
-        d.mkdir(parents=True)
-        shutil.copy(REAL_MODEL / "model.onnx", d / "model.onnx")
+        shutil.copytree(REAL_MODEL, d, ignore=shutil.ignore_patterns("__*"))  # model.onnx, domain statistics
         manifest = json.loads((REAL_MODEL / "model.json").read_text())
         manifest.update(changes)
         (d / "model.json").write_text(json.dumps(manifest))
