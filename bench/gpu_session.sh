@@ -19,6 +19,10 @@ export LD_LIBRARY_PATH=$(find "$NV/nvidia" -name 'lib*.so*' -printf '%h\n' | sor
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c 'import onnxruntime as o, torch; print("onnxruntime", o.__version__, o.get_available_providers(), "torch", torch.__version__)'
   echo "CTranslate2 needs libcublas.so.12; found: $(find / -name 'libcublas.so.12*' 2>/dev/null | head -1)"; } 2>&1 | tee "$OUT/env.txt"
-timeout 170 python3 -m bench.gpu_imagenet --batches 1 8 32 --repeat 20 2>&1 | grep -v Warning | tee "$OUT/imagenet.txt"
-timeout 200 python3 -m bench.gpu --batches 1 8 64 --repeat 20 --seconds 20 --clips short 2>&1 | tee "$OUT/motion.txt"
-timeout 240 python3 -m bench.gpu_hf --repeat 10 2>&1 | tee "$OUT/hf.txt"
+export WHISPER_MODEL=none OCR_ENABLED=false  # the load part's service: the video models only
+if [ "${1:-all}" = load ]; then  # the service under load only (each shipped model on CUDA)
+  timeout 300 python3 -m bench.gpu --skip model decode --seconds 20 2>&1 | tee "$OUT/load.txt"; exit
+fi
+timeout 120 python3 -m bench.gpu_imagenet --batches 1 8 32 --repeat 20 2>&1 | grep -v Warning | tee "$OUT/imagenet.txt"
+timeout 200 python3 -m bench.gpu_hf --repeat 10 2>&1 | tee "$OUT/hf.txt"
+timeout 150 python3 -m bench.gpu --batches 1 8 64 --repeat 10 --seconds 20 --clips short 2>&1 | tee "$OUT/motion.txt"

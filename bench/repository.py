@@ -37,8 +37,8 @@ def make_repository(root: Path) -> Path:
     repo = root / "repository"
     for name, changes in (("motion", {}), ("second", SECOND)):
         d = repo / name
-        d.mkdir(parents=True)
-        shutil.copy(ROOT / "models" / "motion" / "model.onnx", d / "model.onnx")
+        # The whole directory: model.json may name more files (e.g. domain statistics).
+        shutil.copytree(ROOT / "models" / "motion", d, ignore=shutil.ignore_patterns("__*", "*.py"))
         manifest = json.loads((ROOT / "models" / "motion" / "model.json").read_text())
         manifest.update(name=name, **changes)
         (d / "model.json").write_text(json.dumps(manifest))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import socket
 import struct
 import threading
@@ -20,6 +21,13 @@ import pytest
 import uvicorn
 
 from models import synthetic
+
+# Servers started as subprocesses (`python -m service`) inherit this environment: without these
+# each would load Whisper and the OCR model in the background after it is ready, seconds of
+# CPU on every start that the drain and hostile-input tests' timings do not budget for. The
+# speech and OCR tests ask for their models explicitly.
+os.environ.setdefault("WHISPER_MODEL", "none")
+os.environ.setdefault("OCR_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_MODEL = REPO / "models" / "motion"

@@ -24,7 +24,8 @@ def make_repository(root: Path, second: dict | None = None) -> Path:
     repo = root / "repository"
     for name, changes in (("motion", {}), ("second", second or {})):
         d = repo / name
-        shutil.copytree(REAL_MODEL, d, ignore=shutil.ignore_patterns("__*"))  # model.onnx, domain statistics
+        # The whole directory: model.json may name more files (e.g. domain statistics).
+        shutil.copytree(REAL_MODEL, d, ignore=shutil.ignore_patterns("__*", "*.py"))
         manifest = json.loads((REAL_MODEL / "model.json").read_text())
         manifest.update(changes)
         (d / "model.json").write_text(json.dumps(manifest))
