@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from service.settings import Settings
 from tests.conftest import ThreadServer, free_port, wait_for
 
@@ -90,12 +92,26 @@ def test_errors_exit_1_with_the_problem_detail(server: ThreadServer, media) -> N
     assert usage.returncode == 2 and "usage:" in usage.stderr
 
 
-def test_transcribe_exits_1_with_the_servers_detail_when_speech_is_off(server: ThreadServer, media) -> None:
-    # The shared test server runs without a speech model (WHISPER_MODEL=none; tests/test_transcribe.py
-    # runs the real one): the client says what the server said and exits 1.
-    result = run("transcribe", str(media["short"]), "--url", server.url)
-    assert result.returncode == 1, result.stdout
-    assert "503" in result.stderr and "WHISPER_MODEL=none" in result.stderr
+def test_transcribe_without_a_speech_model_exits_1_with_the_reason(server: ThreadServer, media) -> None:
+    result = run("transcribe", str(media["short"]), "--url", server.url, "-q")
+    assert result.returncode == 1
+    assert "503" in result.stderr and "speech" in result.stderr, result.stderr
+
+
+def test_transcribe_prints_what_was_said(aux_server: ThreadServer, tmp_path: Path) -> None:
+    speechgen = pytest.importorskip("bench.speechgen")
+    if not speechgen.have_espeak():
+        pytest.skip("espeak-ng is not installed (make test installs it)")
+    body = speechgen.wait_aux(aux_server.url)
+    if not next(a for a in body["auxiliary"] if a["kind"] == "speech")["ready"]:
+        pytest.skip("the speech model did not load on this machine")
+    clip = speechgen.compose(["Please send the report before Friday."])
+    audio = speechgen.write_media(tmp_path / "speech.wav", clip.audio, "pcm_s16le", video=False)
+    result = run("transcribe", str(audio), "--url", aux_server.url, "--language", "en")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("speech.wav:") and "report" in result.stdout.lower(), result.stdout
+    srt = run("transcribe", str(audio), "--url", aux_server.url, "--format", "srt", "-q")
+    assert srt.returncode == 0 and srt.stdout.startswith("1\n") and " --> " in srt.stdout
 
 
 def test_api_key_from_the_option_or_the_environment(tmp_path: Path, media) -> None:

@@ -187,6 +187,8 @@ def test_deployment_probes_drain_security_and_resources(rendered) -> None:
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "emptyDir" in volumes[mounts[env["TMP_DIR"]]]
+        # Everything the service writes lands on a volume: uploads and the Whisper cache.
+        assert "emptyDir" in volumes[mounts[env["MODEL_CACHE_DIR"]]]
         assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
         port = next(p["containerPort"] for p in c["ports"] if p["name"] == "http")
         assert env["PORT"] == str(port) and env["HOST"] == "0.0.0.0"

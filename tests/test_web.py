@@ -104,7 +104,7 @@ def test_page_classifies_a_dropped_video_and_draws_attention_with_frames(
         page.click("#run")
     page.wait_for_selector("#labels li", timeout=60_000)
     drop_to_labels = time.perf_counter() - start
-    page.wait_for_selector("body[data-state='done']", timeout=120_000)
+    page.wait_for_selector("body[data-state='done'], body[data-state='error']", timeout=120_000)
     drop_to_all = time.perf_counter() - start
 
     assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
@@ -136,11 +136,13 @@ def test_page_classifies_a_dropped_video_and_draws_attention_with_frames(
     assert page.locator("#timeline g.span").count() >= 1
     assert page.locator("#shots g.span").count() >= 1
     assert page.locator("#keyframes figure img").count() >= 1
+    # This server runs without a speech model: the page says so and never asks /transcribe.
     transcript = page.locator("#transcript-section")
     assert transcript.is_visible()
-    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
-    if "/transcribe" not in paths:
-        assert "no /transcribe endpoint" in transcript.inner_text()
+    speech = [a for a in httpx.get(server.url + "/v1/models").json().get("auxiliary", []) if a["kind"] == "speech"]
+    if not speech or not speech[0]["ready"]:
+        assert "not available" in transcript.inner_text() or "no /transcribe endpoint" in transcript.inner_text()
+        assert not any("/transcribe" in u for u in watch.requests)
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "page.png"), full_page=True)
@@ -198,7 +200,7 @@ def test_page_asks_for_the_api_key_and_sends_it(browser, tmp_path: Path, media) 
         assert page.locator("#model option").count() >= 1
         page.set_input_files("#file", str(media["short"]))
         page.click("#run")
-        page.wait_for_selector("body[data-state='done']", timeout=60_000)
+        page.wait_for_selector("body[data-state='done'], body[data-state='error']", timeout=60_000)
         assert page.locator("#labels li .label-name").first.inner_text() == "move_right"
         assert [e for e in watch.console_errors if "status of 401" not in e] == []
         assert watch.foreign() == []
@@ -230,10 +232,34 @@ def test_a_format_the_browser_cannot_play_still_gets_its_answer(browser, server:
     page.wait_for_selector("body[data-ready='1']")
     page.set_input_files("#file", str(clip))
     page.click("#run")
-    page.wait_for_selector("body[data-state='done']", timeout=60_000)
+    page.wait_for_selector("body[data-state='done'], body[data-state='error']", timeout=60_000)
     assert page.locator("#labels li .label-name").first.inner_text() == "grow"
     assert page.locator("#attention-plot g.bar").count() == 16
     assert page.locator("#frames canvas").count() == 16
     assert page.locator("#frames canvas[data-drawn='1']").count() == 0
     assert watch.console_errors == [] and watch.foreign() == []
+    page.close()
+
+
+def test_page_shows_the_transcript_of_real_speech(browser, aux_server: ThreadServer, tmp_path: Path) -> None:
+    """With the speech model loaded: a video whose sound track is espeak-ng speaking."""
+    speechgen = pytest.importorskip("bench.speechgen")
+    if not speechgen.have_espeak():
+        pytest.skip("espeak-ng is not installed (make test installs it)")
+    body = speechgen.wait_aux(aux_server.url)
+    if not next(a for a in body["auxiliary"] if a["kind"] == "speech")["ready"]:
+        pytest.skip("the speech model did not load on this machine")
+    clip = speechgen.compose(["The quick brown fox jumps over the lazy dog."])
+    video = speechgen.write_media(tmp_path / "speech.mp4", clip.audio, "aac", video=True)
+    page, watch = open_page(browser, aux_server.url)
+    page.wait_for_selector("body[data-ready='1']")
+    page.set_input_files("#file", str(video))
+    page.click("#run")
+    page.wait_for_selector("body[data-state='done'], body[data-state='error']", timeout=120_000)
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+    text = page.locator("#transcript dd").all_inner_texts()
+    assert text and "fox" in " ".join(text).lower(), text
+    assert watch.console_errors == [] and watch.foreign() == []
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "transcript.png"), full_page=True)
     page.close()

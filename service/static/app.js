@@ -13,7 +13,7 @@ const state = {
   key: sessionStorage.getItem(KEY_STORE) || "",
   labels: [],        // the selected model's labels, for stable colors
   paths: new Set(),  // endpoints this server offers (from openapi.json)
-  speech: null,  // the speech model's entry in /v1/models "auxiliary" (null: not listed)
+  speech: null,      // /v1/models' speech entry: {ready, error, ...}, null when there is none
   busy: false,
 };
 
@@ -122,12 +122,10 @@ async function loadModels() {
     showError(err);
     return;
   }
+  state.speech = (answer.auxiliary || []).find((a) => a.kind === "speech") || null;
   $("auth").hidden = true;
   $("input").hidden = false;
   $("error").hidden = true;
-  // The speech model's state (/v1/models "auxiliary"): when it cannot serve, the page says why
-  // instead of asking /transcribe for a 503.
-  state.speech = (answer.auxiliary || []).find((a) => a.kind === "speech") || null;
   const select = $("model");
   select.replaceChildren();
   for (const m of answer.models) {
@@ -136,10 +134,6 @@ async function loadModels() {
     if (m.default) option.selected = true;
     select.append(option);
   }
-  // The speech model is listed with the others; when it cannot serve (not installed, turned
-  // off) the page says why instead of calling /transcribe for a 503.
-  const speech = (answer.auxiliary || []).find((m) => m.kind === "speech");
-  state.speech = speech ? { ready: speech.ready, error: speech.error } : null;
   updateRunButton();
 }
 
@@ -390,17 +384,32 @@ function showSummary(answer) {
   }
 }
 
-function showTranscript(answer, problem) {
+function transcriptNote(text) {
+  const box = $("transcript");
+  box.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: text }));
+  $("transcript-section").hidden = false;
+}
+
+// The speech model loads in the background and may be turned off: ask /v1/models first, so
+// that an unavailable model is explained instead of a request answered 503.
+async function speechUnavailable() {
+  if (!state.paths.has("/transcribe")) return "This server has no /transcribe endpoint: no transcript.";
+  try {
+    const answer = await getJSON("v1/models");
+    state.speech = (answer.auxiliary || []).find((a) => a.kind === "speech") || null;
+  } catch {
+    return null; // let the request itself say what is wrong
+  }
+  if (state.speech && !state.speech.ready) {
+    return `Transcription is not available on this server: ${state.speech.error || "the speech model is not ready"}`;
+  }
+  return null;
+}
+
+function showTranscript(answer) {
   const box = $("transcript");
   box.replaceChildren();
   $("transcript-section").hidden = false;
-  if (!answer) {
-    box.append(Object.assign(document.createElement("p"), {
-      className: "muted",
-      textContent: problem ? `No transcript: ${problem}` : "This server has no /transcribe endpoint: no transcript.",
-    }));
-    return;
-  }
   const media = answer.media || {};
   if (media.has_audio === false || !answer.segments || answer.segments.length === 0) {
     box.append(Object.assign(document.createElement("p"), {
@@ -446,20 +455,16 @@ async function analyze() {
     const labelsAfter = elapsed();
     const summary = await call("Shots", `summarize?thumbnails=true&max_keyframes=8&model=${model}`);
     showSummary(summary);
-    if (state.paths.has("/transcribe") && state.speech && !state.speech.ready) {
-      showTranscript(null, state.speech.error || "the speech model is not ready");
-    } else if (state.paths.has("/transcribe")) {
+    const unavailable = await speechUnavailable();
+    if (unavailable) {
+      transcriptNote(unavailable);
+    } else {
       try {
         showTranscript(await call("Transcript", "transcribe"));
       } catch (err) {
-        // The transcript is one section among several: a server without a speech model
-        // (503) or a file it cannot transcribe keeps the labels and shots on screen.
-        if (err.status === 404) showTranscript(null);
-        else if (err.status === 401) throw err;
-        else showTranscript(null, err.message);
+        // Labels and shots stand; the transcript section says what went wrong.
+        transcriptNote(`No transcript: ${err.message}`);
       }
-    } else {
-      showTranscript(null);
     }
     await thumbnails;
     idle(`Done in ${elapsed()} s (labels after ${labelsAfter} s).`);
