@@ -46,8 +46,8 @@ class Reader:
     """A video file -> its `domain` distance, through the service's own pipeline."""
 
     def __init__(self, model_dir: Path) -> None:
+        from service.decoding import decode_options
         from service.settings import Settings
-        from service.state import decode_options
 
         self.settings = Settings(model_dir=model_dir)
         self.manifest = ModelManifest.load(model_dir)
@@ -63,20 +63,22 @@ class Reader:
         return self.session.run([self.manifest.outputs.embeddings], {self.manifest.input_name: x})[0]
 
     def video(self, path: Path, windows_s: float | None = None) -> list[float]:
-        """The whole video's distance; with `windows_s`, one distance per window instead."""
-        from service.pipeline import decode_clips, plan_clips
+        """The whole video's distance, as /classify computes it; with `windows_s`, one per window."""
+        from models import sampling
+        from models.preprocess import Preprocessing
 
+        prep = Preprocessing.from_manifest(self.manifest)
         info = F.probe_video(path)
         if windows_s:
             n = max(1, int(info.duration_s // windows_s))
-            plans = [[F.uniform_indices(info, self.manifest.num_frames, k * windows_s, (k + 1) * windows_s)]
-                     for k in range(n)]
+            windows = [(k * windows_s, (k + 1) * windows_s) for k in range(n)]
+            plans = [[c] for c in sampling.window_clips(info, windows, prep.num_frames, prep.sampling)]
         else:
-            plans = [plan_clips(info, self.manifest.num_frames, self.settings.clip_window_s,
-                                self.settings.max_clips)]
+            plans = [sampling.plan_clips(info, prep.num_frames, self.settings.clip_window_s,
+                                         self.settings.max_clips, prep.sampling)]
         out = []
         for plan in plans:
-            _, x = decode_clips(path, info, plan, self.manifest, self.options)
+            _, x = prep.decode_clips(path, info, plan, self.options)
             out.append(self.scorer.distance(self.embeddings(x)))
         return out
 

@@ -33,9 +33,7 @@ class OnnxModel:
     ) -> None:
         self.model_dir = Path(model_dir)
         self.manifest = ModelManifest.load(self.model_dir)
-        # Training-data statistics for the `domain` answer, when the model directory has them.
-        spec = self.manifest.domain
-        self.domain = DomainScorer.load(self.model_dir, spec.file, spec.threshold) if spec else None
+        self.domain = self._domain_statistics()
         self.inference_delay_s = inference_delay_s
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
@@ -82,6 +80,22 @@ class OnnxModel:
         classes = outputs[m.outputs.logits].shape[-1]
         if isinstance(classes, int) and classes != len(m.labels):
             raise ValueError(f"the graph returns {classes} class scores but model.json lists {len(m.labels)} labels")
+
+    def _domain_statistics(self) -> DomainScorer | None:
+        """Training-data statistics for the `domain` answer, when the model directory has them.
+
+        They are optional: a directory copied without its statistics file still serves its
+        labels (without `domain`), and says so once.
+        """
+        spec = self.manifest.domain
+        if spec is None:
+            return None
+        try:
+            return DomainScorer.load(self.model_dir, spec.file, spec.threshold)
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("model %s: domain statistics %s unreadable (%s); answering without `domain`",
+                        self.manifest.name, self.model_dir / spec.file, exc)
+            return None
 
     @staticmethod
     def _providers(provider: str, algo: str) -> list[str | tuple[str, dict]]:
