@@ -125,8 +125,9 @@ def serve_vs_transformers(video: Path, requests: int, concurrency: int) -> str:
 
     port = free_port()
     log = RUNS / "service.log"
-    # MAX_BATCH_SIZE = the concurrency: warm-up runs a full batch, and a bigger one only waits longer
-    proc = start_service(model_dir, port, log, {"MAX_BATCH_SIZE": str(concurrency)})
+    # MAX_BATCH_SIZE = the concurrency: warm-up runs a full batch, and a bigger one only waits longer;
+    # a base-size clip takes longer than the default 30 s REQUEST_TIMEOUT_S on a busy 2-core machine
+    proc = start_service(model_dir, port, log, {"MAX_BATCH_SIZE": str(concurrency), "REQUEST_TIMEOUT_S": "900"})
     try:
         url = f"http://127.0.0.1:{port}"
         asyncio.run(load(url, data, video.name, 1, 1, 600))  # warm-up
