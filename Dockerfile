@@ -35,15 +35,17 @@ RUN apt-get update \
  && useradd --system --uid 10001 --create-home --home-dir /home/app app \
  && mkdir -p /models /tmp/uploads && chown app:app /models /tmp/uploads
 COPY --from=build /opt/venv /opt/venv
-# A copy of the default model at /models/motion: a named volume mounted on /models starts
-# as a copy of this folder, so MODEL_DIR=/models/motion works out of the box and other
-# model directories can be added beside it (docker-compose.yml).
+# A copy of the shipped model repository (every model directory of the installed models
+# package: motion, ...) at /models: a named volume mounted on /models starts as a copy of
+# this folder, so MODEL_REPOSITORY=/models serves them out of the box and other model
+# directories can be added beside them (docker-compose.yml).
 RUN /opt/venv/bin/python -c "import importlib.resources as r, shutil; \
-shutil.copytree(r.files('models') / 'motion', '/models/motion', ignore=shutil.ignore_patterns('__*'))" \
+[shutil.copytree(d, '/models/' + d.name, ignore=shutil.ignore_patterns('__*')) \
+ for d in r.files('models').iterdir() if (d / 'model.json').is_file()]" \
  && chown -R app:app /models
 # Settings are environment variables (service/settings.py); these are the container's
 # defaults, every one overridable with `docker run -e` or compose's `environment:`.
-# MODEL_DIR is left unset: the default model installed as package data is used.
+# MODEL_REPOSITORY is left unset: the repository installed as package data is served.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -2,40 +2,80 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SERVE_STAMP := $(VENV)/.serve-installed
 DEV_STAMP := $(VENV)/.dev-installed
+# `make serve` runs the package as `pip install .` installs it, in a venv of its own: never
+# the editable checkout that `make test` installs into .venv.
+SERVE_VENV ?= .venv-serve
+SERVE_BIN := $(SERVE_VENV)/bin
+SERVE_STAMP := $(SERVE_VENV)/.serve-installed
+PACKAGE_FILES := $(shell find service models -type f -not -path '*/__pycache__/*' -not -name '*.pt' 2>/dev/null)
+# Extra pip options, e.g. PyTorch's CPU wheel index where torch==2.13.0 would be a CUDA
+# build (Linux): make test PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu"
+PIP_EXTRA ?=
+# Where `make model` writes the exported model (models/motion only on purpose).
+MODEL_OUT ?= runs/motion/export
 
-.PHONY: serve test lint model bench clean
+.PHONY: serve test lint model model-imagenet bench chromium platforms deploy-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(SERVE_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q .
+$(SERVE_BIN)/python:
+	$(PY) -m venv $(SERVE_VENV)
+	$(SERVE_BIN)/pip install -q --upgrade pip
+
+# The second install rebuilds the package from the current sources (same version number).
+$(SERVE_STAMP): pyproject.toml $(PACKAGE_FILES) | $(SERVE_BIN)/python
+	$(SERVE_BIN)/pip install -q .
+	$(SERVE_BIN)/pip install -q --no-deps --force-reinstall .
 	touch $@
 
 # torch is pinned to the CPU build the machine carries (see pyproject's [train] extra).
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q $(PIP_EXTRA) -e '.[train,dev]'
 	touch $@
 
 serve: $(SERVE_STAMP)  ## install and serve the default model on $HOST:$PORT
-	cd /tmp && $(CURDIR)/$(BIN)/python -m service
+	cd /tmp && $(CURDIR)/$(SERVE_BIN)/python -m service
 
-test: $(DEV_STAMP)  ## install what tests need, lint, run the suite
+test: $(DEV_STAMP) chromium  ## install what tests need, lint, run the suite
+	@# espeak-ng speaks the speech tests' sentences; without it (no root, no apt) they skip.
+	@command -v espeak-ng >/dev/null || (apt-get install -y -qq espeak-ng >/dev/null 2>&1 \
+	  || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq espeak-ng >/dev/null 2>&1)) \
+	  || echo "espeak-ng could not be installed: the speech tests will be skipped"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# The page tests drive Debian's chromium (Playwright cannot download a browser here);
+# without it (and no root to install it) they skip, saying why.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium for the browser tests (apt-get)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "chromium could not be installed: the browser tests will skip"; \
+	else echo "no chromium (as root: apt-get install -y chromium): the browser tests will skip"; fi
+
 # Two phases, exactly how the shipped model was made: 8 epochs, then resumed to 14.
-model: $(DEV_STAMP)  ## train and export the shipped default model (models/motion)
+model: $(DEV_STAMP)  ## train and export the default model (to $(MODEL_OUT); MODEL_OUT=models/motion replaces the shipped one)
 	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 8 --quiet
 	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 14 --quiet --resume
-	$(BIN)/python -m models.export --checkpoint runs/motion/best.pt --out models/motion --name motion --version 1
+	$(BIN)/python -m models.export --checkpoint runs/motion/best.pt --out $(MODEL_OUT) --name motion --version 1
+
+# The real-world image model, from the pinned wheels (weights sha256-checked, dynamo export, parity-checked).
+model-imagenet: $(DEV_STAMP)  ## build models/imagenet (EfficientNet-Lite0, ImageNet-1k) from the pinned wheels
+	$(BIN)/python -m models.efficientnet --out models/imagenet
 
 bench: $(DEV_STAMP)  ## decode, model and end-to-end benchmarks (needs the ffmpeg binary for one baseline)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run_all
 
+platforms: $(DEV_STAMP)  ## does `pip install .` resolve from wheels on macOS arm64, Linux aarch64, Windows?
+	VENV=$(VENV) bash tools/check_platforms.sh
+
+deploy-check: $(DEV_STAMP)  ## validate deploy/ offline and print what was checked
+	MOTION_PRINT_VALIDATION=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_deploy.py
+
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(SERVE_VENV) runs build *.egg-info

@@ -53,10 +53,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(model_dir: Path, port: int, log: Path, config: dict[str, str] | None = None) -> subprocess.Popen:
+def start_service(model_dir: Path, port: int, log: Path, config: dict[str, str] | None = None,
+                  tree: Path = ROOT) -> subprocess.Popen:
+    """`python -m service` of the source tree `tree` (default: this checkout) on loopback."""
     env = {**os.environ, **(config or {}), "HOST": "127.0.0.1", "PORT": str(port), "MODEL_DIR": str(model_dir)}
+    if tree != ROOT:
+        env["PYTHONPATH"] = str(tree)  # that tree's service and models packages, not the installed ones
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=tree, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180  # model load + warm-up on a busy 2-core machine
     while time.monotonic() < deadline:

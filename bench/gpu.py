@@ -99,12 +99,14 @@ def model_part(batches: list[int], repeat: int, on_gpu: bool) -> str:
     ])
 
 
-def decode_part(repeat: int) -> str:
+def decode_part(repeat: int, clips: list[str] | None = None) -> str:
     accel = F.hardware_decoder("cuda")
     if accel is None:
         return "NVDEC: no usable CUDA device for FFmpeg (hardware_decoder returned None): not measured"
     rows = []
     for plan in BENCH_CLIPS:
+        if clips and plan.name not in clips:
+            continue
         path = ensure_clip(plan)
         info = F.probe_video(path)
         indices = frame_plan(info, 16, True)
@@ -118,7 +120,8 @@ def decode_part(repeat: int) -> str:
     return table(["clip", "frames", "CPU decoder s", "NVDEC s", "NVDEC speed-up"], rows)
 
 
-def load_part(seconds: float) -> str:
+def load_part(seconds: float, model: str = "motion") -> str:
+    """The service on CUDA serving one shipped model under 16 concurrent uploads of the 720p clip."""
     from bench import e2e
 
     smi = shutil.which("nvidia-smi")
@@ -126,8 +129,11 @@ def load_part(seconds: float) -> str:
         return "nvidia-smi not found: GPU busy share not measured"
     path = ensure_clip(CLIP_720P_10S)
     port = e2e.free_port()
-    log = Path(tempfile.gettempdir()) / "bench-gpu-service.log"
-    proc = e2e.start_service(e2e.default_model_dir(), port, log, {"EXECUTION_PROVIDER": "cuda"})
+    log = Path(tempfile.gettempdir()) / f"bench-gpu-service-{model}.log"
+    try:
+        proc = e2e.start_service(e2e.default_model_dir().parent / model, port, log, {"EXECUTION_PROVIDER": "cuda"})
+    except RuntimeError as exc:
+        return f"{model}: the service did not start ({exc}):\n{log.read_text()[-3000:]}"
     sampler = subprocess.Popen([smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "200"],
                                stdout=subprocess.PIPE, text=True)
     try:
@@ -139,8 +145,9 @@ def load_part(seconds: float) -> str:
         samples = [float(v) for v in sampler.communicate()[0].split() if v.strip().replace(".", "").isdigit()]
         e2e.stop_service(proc)
     busy = statistics.mean(samples) if samples else float("nan")
-    return (f"service on CUDA, concurrency 16, {time.perf_counter() - started:.0f} s: "
-            f"{len(lat) / wall:.2f} requests/s, {failed} failed; "
+    p50 = statistics.median(lat) * 1000 if lat else float("nan")
+    return (f"{model}: service on CUDA, concurrency 16, {time.perf_counter() - started:.0f} s: "
+            f"{len(lat) / wall:.2f} requests/s, p50 {p50:.0f} ms, {failed} failed; "
             f"GPU busy (nvidia-smi utilization.gpu, {len(samples)} samples): {busy:.1f}%")
 
 
@@ -149,6 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the load part")
+    parser.add_argument("--clips", nargs="+", choices=[p.name for p in BENCH_CLIPS], default=None,
+                        help="decode part: only these bench clips (rendering the 60 s 1080p one takes minutes)")
+    parser.add_argument("--load-models", nargs="*", default=["motion", "imagenet"],
+                        help="shipped models the load part serves, one after the other")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["model", "decode", "load"])
     parser.add_argument("--cpu-smoke", action="store_true", help="no GPU: run parts 1-2 on the CPU")
     args = parser.parse_args(argv)
     usable, found = gpu_state()
@@ -158,10 +170,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not usable:
         print("CPU SMOKE RUN: these are not GPU figures\n")
-    print("## model\n\n" + model_part(args.batches, args.repeat, usable) + "\n", flush=True)
-    print("## decode\n\n" + decode_part(max(3, args.repeat // 4)) + "\n", flush=True)
-    if usable:
-        print("## load\n\n" + load_part(args.seconds), flush=True)
+    if "model" not in args.skip:
+        print("## model\n\n" + model_part(args.batches, args.repeat, usable) + "\n", flush=True)
+    if "decode" not in args.skip:
+        print("## decode\n\n" + decode_part(max(3, args.repeat // 4), args.clips) + "\n", flush=True)
+    if usable and "load" not in args.skip:
+        for model in args.load_models:
+            print("## load\n\n" + load_part(args.seconds, model), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -32,6 +33,9 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+
+# SVT-AV1 prints a banner and its configuration per encoder it opens; 1 = errors only.
+os.environ.setdefault("SVT_LOG", "1")
 
 LABELS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "blink", "fade_in", "fade_out",
           "static")

@@ -1,7 +1,10 @@
 """Export a trained checkpoint to a self-describing model directory (model.onnx + model.json).
 
-    python -m models.export --checkpoint runs/motion/best.pt --out models/motion --name motion
-    python -m models.export --hf MCG-NJU/videomae-base-finetuned-kinetics --out models/repo/videomae
+    python -m models.export --checkpoint runs/motion/best.pt --out runs/motion/export --name motion
+    python -m models.export --hf MCG-NJU/videomae-base-finetuned-kinetics --out /models/repo/videomae
+
+(writes a new model directory; serve it with MODEL_DIR=runs/motion/export. The shipped
+models/motion is replaced only on purpose: `make model MODEL_OUT=models/motion`.)
 
 The graph takes `frames` float32 [B, T, 3, H, W] with a dynamic batch axis and returns
 `logits`, `attention` and `embeddings`. Before anything is written, ONNX Runtime runs the
@@ -61,6 +64,15 @@ def _input_shape(model: torch.nn.Module) -> tuple[int, int, int]:
 def export_onnx(model: torch.nn.Module, path: Path, fp16: bool = False) -> None:
     t, h, w = _input_shape(model)
     dummy = torch.zeros(2, t, 3, h, w)
+    if getattr(model.cfg, "backbone", "none") != "none":
+        # Pretrained EfficientNet blocks: the TorchScript exporter gets them wrong, the dynamo
+        # exporter does not (models.efficientnet.export_dynamo); fp16 is not offered for them.
+        from models.efficientnet import export_dynamo
+
+        if fp16:
+            raise ExportError("--fp16 is not supported for networks with a pretrained backbone")
+        export_dynamo(model, path, t, h, w)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(

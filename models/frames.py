@@ -26,6 +26,8 @@ import av.filter
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
+from models.cancel import CancelToken, DecodeCancelled
+from models.cancel import check as check_cancel
 from models.sampling import uniform_indices
 
 ResizePolicy = Literal["stretch", "shorter_side_crop", "letterbox"]
@@ -52,6 +54,28 @@ class DecodeOptions:
 
 class VideoDecodeError(ValueError):
     """The input is not a decodable video (or has no video stream, or no frames)."""
+
+
+class VideoTooLarge(Exception):
+    """The video is beyond a HeaderLimits bound (decided before any frame is decoded)."""
+
+
+@dataclass(frozen=True)
+class HeaderLimits:
+    """Bounds probe_video checks from the container and codec headers, before a decoder
+    makes a frame: a few KB of HEVC can claim 16384x8640 (a 212 MB frame), and a few MB
+    can hold hundreds of streams, each with its own parser and decoder state."""
+
+    max_pixels: int | None = None  # coded width x height
+    max_streams: int | None = None
+    max_duration_s: float | None = None  # demuxing stops once the timestamps pass it
+    max_metadata: int | None = None  # tags of the container and its streams, together
+
+    def decoder_options(self) -> dict[str, str]:
+        # FFmpeg's own backstop for any decoder opened while probing (find_stream_info's
+        # included): it refuses larger pictures before allocating them. A margin, since it
+        # counts coded (macroblock-aligned) sizes, e.g. 1920x1088 for 1080p.
+        return {"max_pixels": str(int(self.max_pixels * 1.25) + 65536)} if self.max_pixels else {}
 
 
 @dataclass(frozen=True)
@@ -81,16 +105,43 @@ class VideoInfo:
 
 
 Source = str | Path | BinaryIO
+# Image formats that may hold an animation: a video when they have more than one frame.
+ANIMATED_IMAGE_FORMATS = ("gif", "apng")
 
 
-def _open(path: Source, hwaccel: HWAccel | None = None) -> av.container.InputContainer:
+def _open(
+    path: Source, hwaccel: HWAccel | None = None, limits: HeaderLimits | None = None
+) -> av.container.InputContainer:
+    options: dict[str, str] = {}
+    container_options: dict[str, str] = {}
+    if limits is not None:
+        options = limits.decoder_options()
+        if limits.max_streams is not None:
+            # One more than allowed, so that "over the limit" can be told apart from "at it":
+            # Matroska stops creating streams there, MP4 fails with ENOMEM.
+            container_options["max_streams"] = str(limits.max_streams + 1)
     try:
         source = str(path) if isinstance(path, (str, Path)) else path
         if not isinstance(source, str):
             source.seek(0)
-        return av.open(source, mode="r", metadata_errors="ignore", hwaccel=hwaccel)
+        container = av.open(source, mode="r", metadata_errors="ignore", hwaccel=hwaccel, options=options,
+                            container_options=container_options)
+    except av.error.MemoryError as exc:
+        if limits is not None and limits.max_streams is not None:
+            raise VideoTooLarge(
+                f"the file has more than {limits.max_streams} streams (or headers that ask for more memory "
+                "than a video needs); send a file with one video stream"
+            ) from exc
+        raise VideoDecodeError(f"not a readable video file ({_reason(exc)})") from exc
     except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
         raise VideoDecodeError(f"not a readable video file ({_reason(exc)})") from exc
+    if limits is not None and limits.max_streams is not None and len(container.streams) > limits.max_streams:
+        container.close()
+        raise VideoTooLarge(
+            f"the file has more than {limits.max_streams} streams, above the limit; send a file with "
+            "one video stream (e.g. ffmpeg -i in.mkv -map 0:v:0 -c copy out.mkv)"
+        )
+    return container
 
 
 def _reason(exc: Exception) -> str:
@@ -99,9 +150,12 @@ def _reason(exc: Exception) -> str:
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    # A photo is not a video, even though FFmpeg presents it as a one-frame video stream.
+    # A photo is not a video, even though FFmpeg presents it as a one-frame video stream. Animated
+    # GIF and APNG are videos when they hold more than one frame (probe_video counts them).
     fmt = container.format.name
-    if fmt == "image2" or fmt.endswith("_pipe") or fmt == "gif":
+    if fmt == "webp_pipe":
+        raise VideoDecodeError("WebP (still or animated) is not decoded as video here; upload MP4, WebM, GIF or APNG")
+    if fmt == "image2" or fmt.endswith("_pipe"):
         raise VideoDecodeError(f"this is a still image ({fmt}), not a video")
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -109,13 +163,42 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
     return container.streams.video[0]
 
 
-def probe_video(path: Source) -> VideoInfo:
+def _check_header(stream: av.video.stream.VideoStream, limits: HeaderLimits | None) -> None:
+    if limits is None or limits.max_pixels is None:
+        return
+    ctx = stream.codec_context
+    pixels = ctx.width * ctx.height
+    if pixels > limits.max_pixels:
+        raise VideoTooLarge(
+            f"the video is {ctx.width}x{ctx.height} = {pixels} pixels, above the limit of {limits.max_pixels}; "
+            "downscale it"
+        )
+
+
+def probe_video(path: Source, *, limits: HeaderLimits | None = None, cancel: CancelToken | None = None) -> VideoInfo:
     """Index a video's frames by demuxing it, and decode its first frame to prove it decodes.
 
-    Raises VideoDecodeError for anything that is not a decodable video with frames.
+    Raises VideoDecodeError for anything that is not a decodable video with frames, and
+    VideoTooLarge when the headers (streams, coded size) or the timestamps pass `limits`,
+    before the first frame is decoded. `cancel` is checked while demuxing.
     """
-    with _open(path) as container:
+    with _open(path, limits=limits) as container:
+        if limits is not None and limits.max_metadata is not None:
+            tags = len(container.metadata) + sum(len(s.metadata) for s in container.streams)
+            if tags > limits.max_metadata:
+                raise VideoTooLarge(
+                    f"the file carries {tags} metadata tags, above the limit of {limits.max_metadata}; "
+                    "strip them (e.g. ffmpeg -i in.mkv -map_metadata -1 -c copy out.mkv)"
+                )
         stream = _video_stream(container)
+        _check_header(stream, limits)
+        if limits is not None:
+            stream.codec_context.options = limits.decoder_options()
+        max_span = None
+        if limits is not None and limits.max_duration_s is not None and stream.time_base:
+            # A frame period of slack: the limit is on the duration, the span is one frame shorter.
+            max_span = limits.max_duration_s / float(stream.time_base)
+        lo = hi = None
         pts: list[int] = []
         key_pts: list[int] = []
         first = None
@@ -123,11 +206,21 @@ def probe_video(path: Source) -> VideoInfo:
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
+                if len(pts) % 256 == 0:
+                    check_cancel(cancel)
+                    if max_span is not None and lo is not None and hi - lo > max_span:  # type: ignore[operator]
+                        raise VideoTooLarge(
+                            f"the video lasts more than {limits.max_duration_s:g} s, the limit; "  # type: ignore[union-attr]
+                            "cut it into shorter parts"
+                        )
                 stamp = packet.pts if packet.pts is not None else packet.dts
                 if stamp is None:
                     # No timestamps at all (raw elementary streams): number frames instead.
                     stamp = len(pts)
                 pts.append(stamp)
+                if packet.pts is not None:
+                    lo = packet.pts if lo is None else min(lo, packet.pts)
+                    hi = packet.pts if hi is None else max(hi, packet.pts)
                 if packet.is_keyframe:
                     key_pts.append(stamp)
                 if first is None:
@@ -147,6 +240,8 @@ def probe_video(path: Source) -> VideoInfo:
                 pass
         if not pts:
             raise VideoDecodeError("the video stream has no frames")
+        if len(pts) == 1 and container.format.name in ANIMATED_IMAGE_FORMATS:
+            raise VideoDecodeError(f"this is a still image (a one-frame {container.format.name}), not a video")
         if first is None:
             raise VideoDecodeError("no frame of the video stream could be decoded")
 
@@ -274,6 +369,7 @@ def _decode_wanted(
     stream: av.video.stream.VideoStream,
     info: VideoInfo,
     wanted: Sequence[int],
+    cancel: CancelToken | None = None,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield (frame index, frame) for the sorted unique indices in `wanted`.
 
@@ -300,7 +396,10 @@ def _decode_wanted(
             t += 1
             continue
         found = False
+        cost = _packet_cost(stream)
         for packet in container.demux(stream):
+            if cancel is not None:
+                cancel.charge(cost)
             try:
                 frames = stream.decode(packet)
             except av.error.FFmpegError:
@@ -372,6 +471,7 @@ def _decode_fast(
     stream: av.video.stream.VideoStream,
     info: VideoInfo,
     fetch: Sequence[int],
+    cancel: CancelToken | None = None,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield (frame index, frame) for the sorted unique indices in `fetch`, doing less work.
 
@@ -420,7 +520,10 @@ def _decode_fast(
             continue
         sent: set[int] = set()  # wanted pts sent to the decoder since this segment began
         drained = False
+        cost = _packet_cost(stream)
         for packet in container.demux(stream):
+            if cancel is not None:
+                cancel.charge(cost)
             wanted = packet.pts is None or packet.pts in want_pts
             # Set per packet: frame threads copy the setting when a packet is submitted.
             ctx.skip_frame = "DEFAULT" if wanted else skip
@@ -463,6 +566,12 @@ def _decode_fast(
             t += 1  # its packet went in and no frame came out: give up on it
 
 
+def _packet_cost(stream: av.video.stream.VideoStream) -> int:
+    """Decode work of one packet, for a CancelToken's budget: the coded picture's pixels."""
+    ctx = stream.codec_context
+    return max(1, ctx.width * ctx.height)
+
+
 def _drain(stream: av.video.stream.VideoStream) -> None:
     try:
         for _ in stream.decode(None):
@@ -498,6 +607,8 @@ def read_frames(
     hwaccel: HWAccel | None = None,
     workers: int = 1,
     shorter: int | None = None,
+    *,
+    cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """Decode the frames at `indices` (repeats allowed) as uint8 [len(indices), H, W, 3].
 
@@ -506,7 +617,7 @@ def read_frames(
     read_frames_at.
     """
     return read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter, hwaccel, workers,
-                          shorter)[0]
+                          shorter, cancel=cancel)[0]
 
 
 def read_frames_at(
@@ -521,6 +632,8 @@ def read_frames_at(
     hwaccel: HWAccel | None = None,
     workers: int = 1,
     shorter: int | None = None,
+    *,
+    cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """read_frames, and the index of the frame returned for each of `indices`.
 
@@ -540,6 +653,9 @@ def read_frames_at(
     workers > 1 (files only): the frames are split by GOP over up to `workers` decoders of
     one thread each, run side by side, when that beats one decoder with `threads` frame
     threads (see split_by_gop). The frames returned are the same either way.
+
+    cancel: checked before every packet sent to a decoder, and charged with its pixels;
+    raises DecodeCancelled (DecodeBudgetExceeded) once it is cancelled (over budget).
     """
     if mode not in ("exact", "fast"):
         raise ValueError(f"mode must be 'exact' or 'fast', not {mode!r}")
@@ -554,9 +670,11 @@ def read_frames_at(
             plan = {i: i for i in targets}
         try:
             if accel is None and workers > 1 and isinstance(path, (str, Path)):
-                got = _decode_split(_Job(path, info, size, policy, how, loop_filter, shorter), plan, threads, workers)
+                got = _decode_split(_Job(path, info, size, policy, how, loop_filter, shorter, cancel), plan, threads,
+                                    workers)
             else:
-                got = _decode_targets(_Job(path, info, size, policy, how, loop_filter, shorter), plan, threads, accel)
+                got = _decode_targets(_Job(path, info, size, policy, how, loop_filter, shorter, cancel), plan, threads,
+                                      accel)
             break
         except VideoDecodeError:
             if k == len(attempts) - 1:
@@ -605,6 +723,20 @@ def split_by_gop(info: VideoInfo, fetch: Sequence[int], workers: int) -> list[li
     return [sorted(g) for g in groups if g]
 
 
+def planned_cost(info: VideoInfo, indices: Sequence[int], mode: DecodeMode = "exact") -> int:
+    """Frames a decoder goes through to return `indices`: for each GOP, from its keyframe to the
+    last frame wanted in it (what read_frames decodes, before any split over workers). Known
+    from the probe's index alone, so a request's decode work can be refused before it starts."""
+    targets = sorted(set(indices))
+    fetch = set(_fast_plan(info, targets).values()) if mode == "fast" else set(targets)
+    keyframes = info.keyframes
+    last: dict[int, int] = {}
+    for f in fetch:
+        k = keyframes[bisect.bisect_right(keyframes, f) - 1]
+        last[k] = max(last.get(k, f), f)
+    return sum(f - k + 1 for k, f in last.items())
+
+
 @dataclass(frozen=True)
 class _Job:
     """What one read_frames call decodes, and how (the plan and the threading vary)."""
@@ -616,6 +748,7 @@ class _Job:
     mode: DecodeMode
     loop_filter: bool
     shorter: int | None = None  # S of shorter_side_crop
+    cancel: CancelToken | None = None
 
 
 def _decode_split(job: _Job, plan: dict[int, int], threads: int, workers: int) -> dict[int, np.ndarray]:
@@ -658,9 +791,9 @@ def _decode_targets(
             stream.codec_context.options = {"skip_loop_filter": "all"}
         try:
             if job.mode == "fast":
-                frames = _decode_fast(container, stream, info, sorted(set(plan.values())))
+                frames = _decode_fast(container, stream, info, sorted(set(plan.values())), job.cancel)
             else:
-                frames = _decode_wanted(container, stream, info, list(plan))
+                frames = _decode_wanted(container, stream, info, list(plan), job.cancel)
             framer = _Framer()
             for index, frame in frames:
                 got[index] = to_rgb(frame, job.size, info.rotation, job.policy, job.shorter, framer)
@@ -668,6 +801,9 @@ def _decode_targets(
             # (PyAV 18 / FFmpeg 8: seen in exact mode after the last target): drain it first.
             # The frames drained are discarded, so what is returned does not change.
             _drain(stream)
+        except DecodeCancelled:
+            _drain(stream)  # as above: never close a decoder that still holds frames
+            raise
         except av.error.FFmpegError as exc:
             if not got:
                 raise VideoDecodeError(f"the video cannot be decoded ({_reason(exc)})") from exc
@@ -698,16 +834,17 @@ def sample_frames(
     hwaccel: HWAccel | None = None,
     workers: int = 1,
     shorter: int | None = None,
+    cancel: CancelToken | None = None,
 ) -> SampledClip:
     """Sample `num_frames` frames uniformly over [start_s, end_s) (the whole video by default).
 
     mode="fast" may take a frame up to just under half a sampling step from the uniform
     position (fast_tolerance); `indices` and `timestamps` are those of the frames taken.
     """
-    info = info or probe_video(path)
+    info = info or probe_video(path, cancel=cancel)
     indices = uniform_indices(info, num_frames, start_s, end_s)
     frames, returned = read_frames_at(path, info, indices, size, policy, threads, mode, loop_filter, hwaccel,
-                                      workers, shorter)
+                                      workers, shorter, cancel=cancel)
     if mode == "fast":
         indices = returned  # exact mode reports the indices asked for, as before
     return SampledClip(frames, indices, [info.timestamp(i) for i in indices])

@@ -32,6 +32,11 @@ class NetworkConfig:
     heads: int = 4
     mlp_ratio: float = 2.0
     dropout: float = 0.1
+    # "none": the CNN stem below, trained from scratch; "efficientnet_lite0": pretrained
+    # ImageNet blocks (models.backbone), frozen or fine-tuned.
+    backbone: str = "none"
+    backbone_blocks: int = 5
+    freeze_backbone: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,7 +114,12 @@ class VideoTransformer(nn.Module):
     def __init__(self, cfg: NetworkConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.stem = FrameStem(cfg)
+        if cfg.backbone == "none":
+            self.stem: nn.Module = FrameStem(cfg)
+        else:
+            from models.backbone import BackboneStem  # the pretrained wheels only when asked for
+
+            self.stem = BackboneStem(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.time_embed = nn.Parameter(torch.zeros(1, cfg.num_frames + 1, cfg.dim))
         nn.init.trunc_normal_(self.time_embed, std=0.02)
@@ -120,7 +130,11 @@ class VideoTransformer(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, t = frames.shape[:2]
-        tokens = self.stem(frames.flatten(0, 1)).reshape(b, t, -1)
+        return self.encode(self.stem(frames.flatten(0, 1)).reshape(b, t, -1))
+
+    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame tokens [B, T, dim] -> the outputs (training on cached backbone features enters here)."""
+        b = tokens.shape[0]
         x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1) + self.time_embed
         weights = x.new_zeros(0)
         for layer in self.layers:

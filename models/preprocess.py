@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from models.cancel import CancelToken
 from models.frames import DecodeOptions, ResizePolicy, VideoInfo, normalize, read_frames_at
 from models.manifest import ModelManifest, SamplingPolicy
 
@@ -41,19 +42,23 @@ class Preprocessing:
         return self.num_frames, 3, self.size[0], self.size[1]
 
     def read(
-        self, path: str | Path | BinaryIO, info: VideoInfo, indices: list[int], options: DecodeOptions
+        self, path: str | Path | BinaryIO, info: VideoInfo, indices: list[int], options: DecodeOptions,
+        *, cancel: CancelToken | None = None,
     ) -> tuple[np.ndarray, list[int]]:
         """uint8 [len(indices), H, W, 3] resized as the model wants, and the frames returned."""
         o = options
         return read_frames_at(path, info, indices, self.size, self.resize, o.threads, o.mode, o.loop_filter,
-                              o.hwaccel, o.workers, self.resize_shorter)
+                              o.hwaccel, o.workers, self.resize_shorter, cancel=cancel)
 
     def decode_clips(
-        self, path: str | Path | BinaryIO, info: VideoInfo, clips: list[list[int]], options: DecodeOptions
+        self, path: str | Path | BinaryIO, info: VideoInfo, clips: list[list[int]], options: DecodeOptions,
+        *, cancel: CancelToken | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W])."""
+        """Decode every distinct frame once -> (uint8 [N, T, H, W, 3], float32 [N, T, 3, H, W]).
+
+        cancel: see models.frames.read_frames_at (stops the decode between packets)."""
         flat = [i for clip in clips for i in clip]
-        frames, _ = self.read(path, info, flat, options)
+        frames, _ = self.read(path, info, flat, options, cancel=cancel)
         frames = frames.reshape(len(clips), self.num_frames, *frames.shape[1:])
         return frames, self.normalize(frames)
 

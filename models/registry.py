@@ -30,6 +30,7 @@ def register_architecture(name: str) -> Callable[[Builder], Builder]:
 def _load_builtin() -> None:
     # Importing a network module registers it; torch is imported only here, on demand.
     # (models.hf_network imports transformers only when one of its networks is built)
+    import models.efficientnet
     import models.hf_network
     import models.network  # noqa: F401
 

@@ -16,6 +16,7 @@ compression artifacts.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -24,6 +25,11 @@ import av
 import numpy as np
 
 from models import frames as F
+
+# SVT-AV1 prints a banner, its configuration and warnings on stderr for every encoder it
+# opens (its `log-level` option comes too late for the banner); the library reads SVT_LOG
+# when an encoder starts: 1 = errors only. Training and benchmarks open thousands.
+os.environ.setdefault("SVT_LOG", "1")
 
 LABELS: tuple[str, ...] = (
     "move_left",

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from models import jobs as workers_jobs
 from models import synthetic
+from models.backbone import backbone_normalization
 from models.registry import build_network
 
 MEAN = [0.45, 0.45, 0.45]
@@ -193,22 +194,23 @@ def to_input(clips: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float().div_(255)
 
 
-def standardize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(MEAN).view(1, 1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 1, 3, 1, 1)
+def standardize(x: torch.Tensor, mean_: list[float] = MEAN, std_: list[float] = STD) -> torch.Tensor:
+    mean = torch.tensor(mean_).view(1, 1, 3, 1, 1)
+    std = torch.tensor(std_).view(1, 1, 3, 1, 1)
     return (x - mean) / std
 
 
 # ---------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: Dataset, labels: list[str], batch_size: int = 128) -> dict:
+def evaluate(model: torch.nn.Module, data: Dataset, labels: list[str], batch_size: int = 128,
+             mean: list[float] = MEAN, std: list[float] = STD) -> dict:
     model.eval()
     n = len(data.labels)
     confusion = np.zeros((len(labels), len(labels)), np.int64)
     total_loss = 0.0
     for i in range(0, n, batch_size):
-        x = standardize(to_input(data.clips[i : i + batch_size]))
+        x = standardize(to_input(data.clips[i : i + batch_size]), mean, std)
         y = torch.from_numpy(data.labels[i : i + batch_size])
         logits = model(x)[0]
         total_loss += float(nnf.cross_entropy(logits, y, reduction="sum"))
@@ -245,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--backbone", choices=["none", "efficientnet_lite0"], default="none",
+                   help="per-frame stem: 'none' (trained from scratch) or pretrained ImageNet blocks")
+    p.add_argument("--freeze-backbone", action="store_true",
+                   help="keep the pretrained blocks fixed; their features are computed once and cached")
+    p.add_argument("--backbone-blocks", type=int, default=5, help="pretrained MBConv blocks used (5: stride 8)")
+    p.add_argument("--backbone-lr-scale", type=float, default=0.1,
+                   help="learning rate of the pretrained blocks, relative to --lr (fine-tuning)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -277,6 +286,48 @@ def load_data(args: argparse.Namespace) -> tuple[list[str], Dataset, Dataset, bo
     return labels, train, val, False
 
 
+def param_groups(model: torch.nn.Module, args: argparse.Namespace) -> list[dict]:
+    """AdamW groups: decay on matrices only; pretrained blocks (fine-tuning) at a lower rate."""
+    pretrained = {id(p) for p in model.stem.pretrained_parameters()} if args.backbone != "none" else set()
+    groups: dict[tuple[bool, bool], list] = {}
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        decays = p.ndim > 1 and "embed" not in n and "token" not in n
+        groups.setdefault((decays, id(p) in pretrained), []).append(p)
+    return [{"params": ps, "weight_decay": args.weight_decay if decays else 0.0,
+             "lr": args.lr * (args.backbone_lr_scale if is_pretrained else 1.0)}
+            for (decays, is_pretrained), ps in groups.items()]
+
+
+@torch.no_grad()
+def backbone_features(model: torch.nn.Module, data: Dataset, mean: list[float], std: list[float],
+                      batch_size: int = 32) -> torch.Tensor:
+    """The frozen blocks' feature maps of every training clip, once: float16 [N, T, C, h, w]."""
+    model.stem.eval()
+    out = []
+    for i in range(0, len(data.labels), batch_size):
+        x = standardize(to_input(data.clips[i : i + batch_size]), mean, std)
+        f = model.stem.features(x.flatten(0, 1))
+        out.append(f.reshape(x.shape[0], x.shape[1], *f.shape[1:]).half())
+    return torch.cat(out)
+
+
+def cached_forward(model: torch.nn.Module, cached: torch.Tensor, idx: np.ndarray, labels: np.ndarray,
+                   augment: Augment) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits from cached features. Of the augmentations only time reversal (with its label swap)
+    applies to features: flips and color changes would need the pixels."""
+    f = cached[torch.from_numpy(idx)].float()
+    y = torch.from_numpy(labels[idx]).clone()
+    if augment.reverse is not None:
+        m = torch.rand(len(idx)) < 0.5
+        f[m] = f[m].flip(1)
+        y[m] = augment.reverse[y[m]]
+    b, t = f.shape[:2]
+    tokens = model.stem.head(f.flatten(0, 1)).reshape(b, t, -1)
+    return model.encode(tokens)[0], y
+
+
 def train(args: argparse.Namespace) -> dict:
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -290,13 +341,14 @@ def train(args: argparse.Namespace) -> dict:
 
     config = {"num_classes": len(labels), "num_frames": args.frames, "height": args.size, "width": args.size,
               "dim": args.dim, "depth": args.depth, "heads": args.heads}
+    if args.backbone != "none":
+        config |= {"backbone": args.backbone, "backbone_blocks": args.backbone_blocks,
+                   "freeze_backbone": args.freeze_backbone}
     model = build_network(args.architecture, config)
     if hasattr(model, "cfg"):
         config = model.cfg.to_dict()  # the architecture's full config, defaults included
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "embed" not in n and "token" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "embed" not in n and "token" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    mean, std = (MEAN, STD) if args.backbone == "none" else backbone_normalization(args.backbone)
+    optimizer = torch.optim.AdamW(param_groups(model, args), lr=args.lr)
     steps_per_epoch = math.ceil(len(train_data.labels) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     if args.max_steps:
@@ -306,6 +358,12 @@ def train(args: argparse.Namespace) -> dict:
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps)))
     )
     augment = Augment(labels, motion)
+    cached, cache_s = None, 0.0
+    if args.backbone != "none" and args.freeze_backbone:
+        t0 = time.perf_counter()
+        cached = backbone_features(model, train_data, mean, std)
+        cache_s = time.perf_counter() - t0
+        print(f"backbone features of {len(train_data.labels)} clips cached in {cache_s:.0f}s", flush=True)
     history: list[dict] = []
     start_epoch, step, best = 0, 0, -1.0
     last_path, best_path = args.out / "last.pt", args.out / "best.pt"
@@ -333,8 +391,11 @@ def train(args: argparse.Namespace) -> dict:
                    disable=args.quiet, leave=False)
         for i in bar:
             idx = np.sort(order[i : i + args.batch_size])
-            x, y = augment(to_input(train_data.clips[idx]), torch.from_numpy(train_data.labels[idx]))
-            logits = model(standardize(x))[0]
+            if cached is not None:
+                logits, y = cached_forward(model, cached, idx, train_data.labels, augment)
+            else:
+                x, y = augment(to_input(train_data.clips[idx]), torch.from_numpy(train_data.labels[idx]))
+                logits = model(standardize(x, mean, std))[0]
             loss = nnf.cross_entropy(logits, y, label_smoothing=0.05)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -347,7 +408,7 @@ def train(args: argparse.Namespace) -> dict:
             if args.max_steps and step >= args.max_steps:
                 break
         train_s += time.perf_counter() - epoch_start
-        val = evaluate(model, val_data, labels)
+        val = evaluate(model, val_data, labels, mean=mean, std=std)
         record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)),
                   "val_loss": val["loss"], "val_top1": val["top1"], "seconds": time.perf_counter() - epoch_start}
         history.append(record)
@@ -357,7 +418,7 @@ def train(args: argparse.Namespace) -> dict:
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "history": history,
                  "best": max(best, val["top1"]), "rng": torch.get_rng_state(), "config": config,
                  "architecture": args.architecture,
-                 "labels": labels, "mean": MEAN, "std": STD, "resize": args.resize, "val": val,
+                 "labels": labels, "mean": mean, "std": std, "resize": args.resize, "val": val,
                  "args": {k: str(v) for k, v in vars(args).items()}}
         torch.save(state, last_path)
         if val["top1"] > best:
@@ -368,7 +429,9 @@ def train(args: argparse.Namespace) -> dict:
     metrics = {
         "data": args.data, "train_clips": int(len(train_data.labels)), "val_clips": int(len(val_data.labels)),
         "epochs": len(history), "steps": step, "data_seconds": round(data_s, 1),
-        "train_seconds": round(train_s, 1), "history": history,
+        "train_seconds": round(train_s, 1), "feature_cache_seconds": round(cache_s, 1),
+        "seconds_per_clip": round((train_s + cache_s) / max(1, len(train_data.labels) * len(history)), 5),
+        "backbone": args.backbone, "freeze_backbone": args.freeze_backbone, "history": history,
         "best_val": final["val"] if final else None,
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))

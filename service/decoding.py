@@ -54,6 +54,8 @@ class DecodePool:
         self.settings = settings
         self.hwaccel = hwaccel
         self.active = 0
+        # service.probe_pool.ProbePool: where uploads are first opened and indexed, if anywhere.
+        self.probe_pool: Any = None
         self._idle: list[Callable[[], None]] = []
         self._executor = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
 
@@ -92,6 +94,8 @@ class DecodePool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.probe_pool is not None:
+            self.probe_pool.close()
 
 
 class InlineDecoder:

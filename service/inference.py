@@ -6,12 +6,16 @@ service.pipelines, shared with the benchmarks, the tests and models.evaluate.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from service import onscreen
 from service.errors import ApiError
+from service.guard import RequestGuard
 from service.ops import StateDep
 from service.repository import ServedModel
 from service.schemas import ClassifyResponse, Problem, SummarizeResponse
@@ -23,7 +27,7 @@ router = APIRouter(tags=["inference"], dependencies=[Depends(require_api_key)])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 413, 415, 422, 429, 503, 504)
+    for code in (400, 404, 408, 413, 415, 422, 429, 503, 504)
 }
 _UPLOAD_BODY = {
     "requestBody": {
@@ -53,6 +57,17 @@ def _admit(state: ServiceState, served: ServedModel) -> None:
     if not served.worker.has_room():
         served.worker.metrics.rejected.inc()
         raise ApiError(429, "the inference queue is full; retry after the Retry-After delay", _retry(state))
+
+
+def _upload(request: Request, state: ServiceState) -> contextlib.AbstractAsyncContextManager[Path]:
+    s = state.settings
+    return receive_upload(request, s.max_upload_bytes, s.tmp_dir, s.body_timeout_s)
+
+
+def _guard(request: Request, state: ServiceState) -> RequestGuard:
+    """The request's CancelToken once its body is in: deadline, decode budget, client presence."""
+    s = state.settings
+    return RequestGuard(request, s.request_timeout_s, int(s.decode_budget_mpx * 1e6))
 
 
 ModelQuery = Annotated[
@@ -86,8 +101,8 @@ async def classify(
     pipeline.validate(top_k)
     check_request(request, state.settings.max_upload_bytes)
     _admit(state, served)
-    async with receive_upload(request, state.settings.max_upload_bytes, state.settings.tmp_dir) as path:
-        return await pipeline(path, top_k=top_k, segments=segments, started=start)
+    async with _upload(request, state) as path, _guard(request, state) as cancel:
+        return await pipeline(path, top_k=top_k, segments=segments, started=start, cancel=cancel)
 
 
 @router.post(
@@ -102,12 +117,19 @@ async def summarize(
     state: StateDep,
     max_keyframes: Annotated[int, Query(ge=1, le=64, description="upper bound on keyframes")] = 8,
     thumbnails: Annotated[bool, Query(description="embed a JPEG of each keyframe")] = False,
+    text: Annotated[bool, Query(description="read the on-screen text of each keyframe (OCR)")] = False,
+    labels: Annotated[bool, Query(description="classify each segment with the model; add its top labels")] = False,
     model: ModelQuery = None,
 ) -> SummarizeResponse:
     start = time.perf_counter()
     served = _pick(request, state, model)
     check_request(request, state.settings.max_upload_bytes)
     _admit(state, served)
-    async with receive_upload(request, state.settings.max_upload_bytes, state.settings.tmp_dir) as path:
-        return await served.pipelines.summarize(path, max_keyframes=max_keyframes, thumbnails=thumbnails,
-                                                started=start)
+    if text:
+        onscreen.admit(request)
+    async with _upload(request, state) as path, _guard(request, state) as cancel:
+        body = await served.pipelines.summarize(path, max_keyframes=max_keyframes, thumbnails=thumbnails,
+                                                labels=labels, started=start, cancel=cancel)
+        if text:
+            await onscreen.add_text(request, path, body)
+        return body

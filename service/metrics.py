@@ -24,6 +24,11 @@ class Metrics:
         )
         # One batching worker per model: its series carry the model's name.
         self.queue_depth = Gauge("batcher_queue_depth", "clips waiting for inference", ["model"], registry=r)
+        # What the HPA scales on (deploy/): on CPU the service is decode-bound, so clips rarely
+        # wait for inference while requests wait for a decoder; this counts both.
+        self.in_flight = Gauge(
+            "requests_in_flight", "inference requests (POST) being received, decoded or inferred", registry=r
+        )
         self.batch_size = Histogram(
             "batcher_batch_size", "clips per inference batch", ["model"], buckets=_BATCH_BUCKETS, registry=r
         )

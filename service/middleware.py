@@ -20,6 +20,9 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        inference = scope["method"] == "POST"  # every POST route is an inference request
+        if inference:
+            self.metrics.in_flight.inc()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -30,6 +33,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            if inference:
+                self.metrics.in_flight.dec()
             route = scope.get("route")
             # The route template, not the raw path: unknown paths must not create new series.
             endpoint = getattr(route, "path", None) or "unmatched"

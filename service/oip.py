@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
 from service.errors import ApiError
+from service.ops import served_version
 from service.pipelines import PipelineModel, run_forward
 from service.schemas import Problem
 from service.security import require_api_key
@@ -215,11 +216,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/v2/models/{name}/infer", responses=_ERRORS, openapi_extra=_INFER_BODY)
-async def infer(name: str, request: Request) -> Response:
+@router.post("/v2/models/{name}/versions/{version}/infer", responses=_ERRORS, openapi_extra=_INFER_BODY)
+async def infer(name: str, request: Request, version: str | None = None) -> Response:
     """Open Inference Protocol inference: the model's own input tensor (e.g. `frames` FP32
     [B, T, 3, H, W], already normalized) in, its output tensors out, through its batcher."""
     state = request.app.state.service
-    served = state.served(name)
+    served = served_version(state, name, version)
     request.state.model = served.name
     retry = {"Retry-After": str(state.settings.retry_after_s)}
     if not state.ready:

@@ -65,8 +65,10 @@ def _model_info(state: ServiceState, served: ServedModel) -> ModelInfo:
 
 
 @protected.get("/v1/models", response_model=ModelList)
-async def list_models(state: StateDep) -> ModelList:
-    return ModelList(models=[_model_info(state, m) for m in state.models.values()])
+async def list_models(request: Request, state: StateDep) -> ModelList:
+    aux = getattr(request.app.state, "aux", None)
+    return ModelList(models=[_model_info(state, m) for m in state.models.values()],
+                     auxiliary=aux.describe() if aux is not None else [])
 
 
 def _tensor(name: str, datatype: str, shape: list) -> TensorMeta:
@@ -74,9 +76,19 @@ def _tensor(name: str, datatype: str, shape: list) -> TensorMeta:
     return TensorMeta(name=name, datatype=datatype, shape=[d if isinstance(d, int) else -1 for d in shape])
 
 
-@protected.get("/v2/models/{name}", response_model=OipModelMetadata, responses={404: {"model": Problem}})
-async def oip_model(name: str, state: StateDep) -> OipModelMetadata:
+def served_version(state: ServiceState, name: str, version: str | None) -> ServedModel:
+    """The model `name`; with a version (OIP's /versions/{version} paths), only that one: 404 otherwise."""
     served = state.served(name)
+    if version is not None and version != served.manifest.version:
+        raise ApiError(404, f"model {name} has no version {version}; it serves version {served.manifest.version}")
+    return served
+
+
+@protected.get("/v2/models/{name}", response_model=OipModelMetadata, responses={404: {"model": Problem}})
+@protected.get("/v2/models/{name}/versions/{version}", response_model=OipModelMetadata,
+               responses={404: {"model": Problem}})
+async def oip_model(name: str, state: StateDep, version: str | None = None) -> OipModelMetadata:
+    served = served_version(state, name, version)
     session = served.runtime.session
     return OipModelMetadata(
         name=name,
@@ -91,8 +103,12 @@ async def oip_model(name: str, state: StateDep) -> OipModelMetadata:
     "/v2/models/{name}/ready", response_model=OipReady,
     responses={404: {"model": Problem}, 503: {"description": "not ready"}},
 )
-async def oip_model_ready(name: str, state: StateDep) -> OipReady:
-    served = state.served(name)
+@protected.get(
+    "/v2/models/{name}/versions/{version}/ready", response_model=OipReady,
+    responses={404: {"model": Problem}, 503: {"description": "not ready"}},
+)
+async def oip_model_ready(name: str, state: StateDep, version: str | None = None) -> OipReady:
+    served = served_version(state, name, version)
     if not served.ready or state.draining:
         retry = {"Retry-After": str(state.settings.retry_after_s)}
         raise ApiError(503, f"model {name} is not ready (loading, warming up or draining); retry later", retry)

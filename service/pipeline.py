@@ -79,9 +79,15 @@ def frame_attention(info: VideoInfo, clips: list[list[int]], attention: np.ndarr
 
 
 def keyframes(frames: list[FrameScore], k: int) -> list[int]:
-    """The k most-attended frames, in time order (ties go to the earlier frame)."""
+    """The k most-attended frames, in time order (ties go to the earlier frame).
+
+    A frame with less than half the uniform share of attention (1 / 2N) is not one the model
+    attended to, even when fewer than k frames are left: an image model that sees its object
+    in two of eight frames (the rest grey or black) names those two. The best one always stays.
+    """
     best = sorted(frames, key=lambda f: (-f.attention, f.index))[: max(1, k)]
-    return sorted(f.index for f in best)
+    floor = 0.5 / max(1, len(frames))
+    return sorted(f.index for i, f in enumerate(best) if i == 0 or f.attention >= floor)
 
 
 def timeline(

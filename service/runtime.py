@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from models.domain import DomainScorer
 from models.manifest import ModelManifest
 
 log = logging.getLogger("service")
@@ -32,6 +33,9 @@ class OnnxModel:
     ) -> None:
         self.model_dir = Path(model_dir)
         self.manifest = ModelManifest.load(self.model_dir)
+        # Training-data statistics for the `domain` answer, when the model directory has them.
+        spec = self.manifest.domain
+        self.domain = DomainScorer.load(self.model_dir, spec.file, spec.threshold) if spec else None
         self.inference_delay_s = inference_delay_s
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads

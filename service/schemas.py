@@ -36,6 +36,12 @@ class TimelineSegment(BaseModel):
     labels: list[LabelScore]
 
 
+class DomainAnswer(BaseModel):
+    in_domain: bool = Field(description="false: the video is unlike the training data; do not trust the labels")
+    distance: float = Field(description="how far the video lies from the training data (larger is further)")
+    threshold: float = Field(description="the calibrated distance up to which a video counts as in the domain")
+
+
 class Timings(BaseModel):
     decode: float
     queue: float
@@ -50,6 +56,7 @@ class ClassifyResponse(BaseModel):
     frames: list[FrameAttention]
     keyframes: list[int]
     segments: list[TimelineSegment] | None = Field(None, description="only with segments=true")
+    domain: DomainAnswer | None = Field(None, description="only when the model carries training-data statistics")
     timings_ms: Timings
 
 
@@ -58,6 +65,13 @@ class SummarySegment(BaseModel):
     end_s: float
     start_index: int
     end_index: int
+    labels: list[LabelScore] | None = Field(None, description="only with labels=true")
+
+
+class OnScreenText(BaseModel):
+    text: str
+    score: float
+    box: list[int] = Field(description="[x0, y0, x1, y1] in displayed-frame pixels")
 
 
 class SummaryKeyframe(BaseModel):
@@ -66,6 +80,7 @@ class SummaryKeyframe(BaseModel):
     score: float
     segment: int
     thumbnail: str | None = Field(None, description="only with thumbnails=true")
+    text: list[OnScreenText] | None = Field(None, description="only with text=true")
 
 
 class SummarizeResponse(BaseModel):
@@ -101,8 +116,21 @@ class ModelInfo(BaseModel):
     default: bool = Field(False, description="whether this model answers requests that name none")
 
 
+class AuxModelInfo(BaseModel):
+    kind: str = Field(description="speech (/transcribe) or ocr (/summarize?text=true)")
+    name: str | None = None
+    version: str | None = None
+    provider: str | None = Field(None, description="runtime and device in use")
+    compute_type: str | None = None
+    languages: list[str] | None = Field(None, description="ISO 639-1 codes the speech model knows")
+    vad: str | None = None
+    ready: bool
+    error: str | None = Field(None, description="why it cannot serve (its endpoint answers 503)")
+
+
 class ModelList(BaseModel):
     models: list[ModelInfo]
+    auxiliary: list[AuxModelInfo] = Field(default_factory=list, description="speech and OCR models")
 
 
 class TensorMeta(BaseModel):

@@ -55,11 +55,41 @@ class Settings(BaseSettings):
     # Limits: client input beyond these is refused with 413 before any frame is decoded.
     max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest upload in bytes")
     max_pixels: int = Field(3840 * 2160, gt=0, description="largest width x height of a video")
-    max_duration_s: float = Field(600.0, gt=0, description="longest video in seconds")
+    # Duration is not what a request costs (sampling takes T frames and at most SUMMARIZE_MAX_FRAMES,
+    # whatever the length), so there is no duration limit unless one is asked for.
+    max_duration_s: float = Field(0.0, ge=0, description="longest video in seconds (0: no limit)")
     max_tensor_bytes: int = Field(
         256 * 1024 * 1024, gt=0, description="largest POST /v2/models/{name}/infer body in bytes (JSON or binary)"
     )
     tmp_dir: Path | None = Field(None, description="where uploads are spooled (system temp dir if unset)")
+    max_streams: int = Field(
+        16, ge=1, description="most streams in an upload (any kind); beyond that 413, from the headers"
+    )
+    decode_budget_mpx: float = Field(
+        40000.0, gt=0,
+        description="most megapixels of frames one request may decode (planned from the keyframe index "
+        "before decoding, and counted while decoding); beyond that 413",
+    )
+    max_metadata_entries: int = Field(
+        1000, ge=0, description="most metadata tags in an upload (container and streams); beyond that 413"
+    )
+    probe_workers: int = Field(
+        2, ge=0, description="processes that open and index uploads (killed when their request ends); "
+        "0: in the decode threads, where a container's headers cannot be interrupted",
+    )
+    probe_timeout_s: float = Field(
+        10.0, gt=0, description="longest time to open and index an upload; beyond it 413"
+    )
+    body_timeout_s: float = Field(
+        15.0, gt=0, description="longest pause while an upload arrives; beyond it 408 and the temp file is deleted"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="longest time to receive a request's headers; beyond it 408"
+    )
+    max_header_bytes: int = Field(
+        65536, ge=1024, description="largest request line plus headers in bytes; beyond that 431"
+    )
+    max_header_count: int = Field(100, ge=8, description="most request headers; beyond that 431")
 
     # Batching worker.
     max_batch_size: int = Field(16, ge=1, description="most clips in one inference batch")
@@ -118,7 +148,47 @@ class Settings(BaseSettings):
     summarize_max_frames: int = Field(
         summary_defaults.DEFAULT_SUMMARY_MAX_FRAMES, ge=1, description="most frames looked at by /summarize"
     )
+    summarize_dense_max_frames: int = Field(
+        summary_defaults.DEFAULT_SUMMARY_DENSE_MAX_FRAMES, ge=0,
+        description="/summarize: videos of at most this many frames get every frame looked at (cuts to the "
+        "frame, short shots); longer ones only the sampled frames (0: never)",
+    )
     thumbnail_max_side: int = Field(320, ge=16, description="longest side of a summary thumbnail")
+
+    # Speech (/transcribe) and on-screen text (/summarize?text=true). A missing or changed model
+    # file turns only that endpoint off (503); the rest of the service is unaffected.
+    whisper_model: str = Field(
+        "", description="faster-whisper model: empty = the bundled Whisper base (sha256-pinned); a model "
+        "directory; a hub id (where the hub is reachable); `none` turns /transcribe off",
+    )
+    whisper_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="CTranslate2 device for Whisper")
+    whisper_compute_type: str = Field(
+        "auto", description="CTranslate2 compute type (auto: int8 on the CPU, float16 on CUDA)"
+    )
+    whisper_beam_size: int = Field(5, ge=1, le=10, description="Whisper beam width (1 = greedy, faster)")
+    speech_threads: int = Field(0, ge=0, description="CPU threads per transcription (0 = usable cores)")
+    speech_concurrency: int = Field(1, ge=1, description="transcriptions running at once")
+    speech_max_queue: int = Field(4, ge=0, description="transcriptions waiting; beyond that 429")
+    transcribe_max_duration_s: float = Field(
+        600.0, gt=0, description="longest media /transcribe accepts (413 beyond, from the headers)"
+    )
+    transcribe_timeout_s: float = Field(
+        300.0, gt=0, description="deadline of one /transcribe request (504 beyond; the work stops)"
+    )
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero VAD speech probability threshold")
+    vad_min_silence_ms: int = Field(500, ge=0, description="a pause this long ends a speech span")
+    vad_speech_pad_ms: int = Field(200, ge=0, description="padding added to each side of a speech span")
+    model_cache_dir: Path | None = Field(
+        None, description="where the joined Whisper base file is kept (default ~/.cache/motion-serve)"
+    )
+    ocr_enabled: bool = Field(True, description="load the OCR model (false: text=true answers 503)")
+    ocr_shot_frames: int = Field(0, ge=0, le=8, description="extra frames of each keyframe's shot read by OCR")
+    ocr_max_side: int = Field(1280, ge=64, description="longest side of a frame given to OCR (boxes are "
+                              "scaled back to the displayed frame)")
+    ocr_min_score: float = Field(0.5, ge=0, le=1, description="lowest OCR confidence reported")
+    ocr_concurrency: int = Field(1, ge=1, description="OCR jobs running at once")
+    ocr_max_queue: int = Field(4, ge=0, description="OCR jobs waiting; beyond that 429")
+    ocr_timeout_s: float = Field(60.0, gt=0, description="extra time a text=true summary may take for OCR")
 
     # Security and operations.
     api_key: SecretStr | None = Field(None, description="when set, `Authorization: Bearer <key>` is required")

@@ -16,9 +16,11 @@ from service.decoding import DecodePool, decode_options
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.pipelines import PipelineModel, Pipelines
+from service.probe_pool import ProbePool
 from service.repository import ServedModel, default_name, discover, load_runtime
 from service.runtime import OnnxModel
 from service.settings import Settings
+from service.upload import sweep_leftovers
 
 log = logging.getLogger("service")
 
@@ -33,6 +35,8 @@ class ServiceState:
     default_model: str | None = None
     decode_pool: DecodePool | None = None
     draining: bool = False
+    inflight: set = field(default_factory=set)  # service.guard.Inflight of running HTTP requests
+    loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lookups
 
@@ -79,6 +83,8 @@ class ServiceState:
     async def start(self) -> None:
         """Load every model; raises ModelLoadError (naming the directory) if any fails."""
         s = self.settings
+        self.loop = asyncio.get_running_loop()
+        sweep_leftovers(s.tmp_dir)  # uploads of a killed predecessor
         found = discover(s)
         self.default_model = default_name(s, list(found))
         hwaccel = None
@@ -88,7 +94,9 @@ class ServiceState:
                 log.warning("hardware decoder %r unavailable (no usable device); decoding in software", s.hwaccel)
             else:
                 log.info("decoding with hardware decoder %r", s.hwaccel)
-        self.decode_pool = DecodePool(s, hwaccel)
+        pool = self.decode_pool = DecodePool(s, hwaccel)
+        if s.probe_workers:
+            self.decode_pool.probe_pool = await asyncio.to_thread(ProbePool, s.probe_workers)
         for name, directory in found.items():
             # Load in a thread: hashing and parsing a large graph should not block the loop.
             runtime = await asyncio.to_thread(load_runtime, directory, s)
@@ -98,13 +106,13 @@ class ServiceState:
                 max_queue_delay_ms=s.max_queue_delay_ms,
                 max_queue_size=s.max_queue_size,
                 metrics=self.metrics,
-                more_coming=lambda: self.active_decodes > 0,
+                more_coming=lambda: pool.busy,  # a decode may still hand this worker a clip
                 model=name,
             )
-            self.decode_pool.on_idle(worker.notify)
+            pool.on_idle(worker.notify)
             prep = Preprocessing.from_manifest(runtime.manifest)
-            pipelines = Pipelines.build(PipelineModel(name, runtime.manifest, prep, worker.infer), s,
-                                        self.decode_pool, self.metrics)
+            model = PipelineModel(name, runtime.manifest, prep, worker.infer, runtime.domain)
+            pipelines = Pipelines.build(model, s, pool, self.metrics)
             self.models[name] = ServedModel(name, directory, runtime, worker, prep, pipelines)
             worker.start()
         log.info("serving %d model(s): %s; default: %s", len(self.models), ", ".join(self.models),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,23 +37,30 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from models.cancel import CancelToken
 from models.frames import VideoDecodeError, VideoInfo, read_frames
 from models.sampling import plan_summary_indices  # noqa: F401  (its home is models.sampling)
+from service import shots
 
 # The service's defaults (SUMMARIZE_FPS, SUMMARIZE_MAX_FRAMES) and the scene benchmark's:
 # 4 fps puts 2 samples inside a 0.5 s transition, which the cut scores see across a skip
 # (BENCHMARKS.md: F1 0.98 over hard cuts, crossfades and fades at 4 fps).
 DEFAULT_SUMMARY_FPS = 4.0
 DEFAULT_SUMMARY_MAX_FRAMES = 256  # long videos: sample sparser rather than decode without bound
+# Up to this many frames every frame is decoded once for its signature (service.shots: cuts to the
+# frame, short shots); beyond it only the samples are. 9,000 = 5 minutes at 30 fps.
+DEFAULT_SUMMARY_DENSE_MAX_FRAMES = 9000
 
 # Relative weights of the per-feature distances (each already on a 0..1 scale).
-_WEIGHTS = {"color": 1.0, "luma": 0.5, "texture": 0.75, "thumb": 0.75, "embed": 0.25}
+_WEIGHTS = {"color": 1.0, "luma": 0.5, "texture": 0.75, "thumb": 0.25, "layout": 0.75, "embed": 0.25}
+_LAYOUT_LAG = 6  # samples apart up to which the layout is compared motion-tolerantly
 _TRANSITION_S = 0.75  # the longest gradual transition we expect to skip over (0.5 s blend + a hold)
 _DARK = 0.06  # mean luma below which a frame is (nearly) black: never a keyframe
 # The least a transition must change the picture beyond what the video changes by itself over the
 # same time (combined distance, 0..1): about "a tenth of the colours or the layout is different".
 _MIN_SCORE = 0.12
 _MIN_SEGMENT_S = 0.6  # shorter than a glance: not a part of the video worth a keyframe
+_MIN_SHOT_S = 0.2  # ... unless hard cuts bound it on both sides: an editor's short shot
 
 
 @dataclass(frozen=True)
@@ -116,18 +124,43 @@ def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dic
     texture = np.concatenate([mhist * 0.75, orient * 0.25], 1)
 
     thumb = _pool(x, 8).reshape(n, -1)
+    # Layout: 16x16 luma (mean taken out), compared at the best of small shifts for samples up to
+    # _LAYOUT_LAG apart, so a pan or a moving object inside a shot changes it little while another
+    # picture of the same colours (another shot of the same place) changes it a lot.
+    lum = _pool(luma[..., None], 16)[..., 0] if min(luma.shape[1:]) >= 16 else luma
+    lum = lum - lum.mean(axis=(1, 2), keepdims=True)
+    flat = lum.reshape(n, -1)
+    layout = np.abs(flat[:, None, :] - flat[None, :, :]).mean(-1)
+    for lag in range(1, min(_LAYOUT_LAG, n - 1) + 1):
+        near = _shifted_mad(lum[:-lag], lum[lag:])
+        ii = np.arange(n - lag)
+        layout[ii, ii + lag] = layout[ii + lag, ii] = near
     dists = {
         "color": _tv_matrix(color),
         "luma": _tv_matrix(lhist),
         "texture": _tv_matrix(texture),
         # Mean absolute difference of 8x8 thumbnails; x3 puts a clearly different picture near 1.
         "thumb": np.minimum(1.0, 3.0 * np.abs(thumb[:, None, :] - thumb[None, :, :]).mean(-1)),
+        "layout": np.minimum(1.0, 6.0 * layout),
     }
     if embeddings is not None and len(embeddings) == n and np.isfinite(embeddings).all():
         e = embeddings.astype(np.float32).reshape(n, -1)
         e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-6)
         dists["embed"] = np.clip((1.0 - e @ e.T) * 0.5, 0.0, 1.0)
     return dists
+
+
+def _shifted_mad(a: np.ndarray, b: np.ndarray, shift: int = 2) -> np.ndarray:
+    """Mean absolute difference of pairs a[k], b[k] ([M,S,S]) at the best shift of up to `shift`."""
+    s = shift
+    size = a.shape[1]
+    core = a[:, s : size - s, s : size - s].reshape(len(a), -1)
+    best = np.full(len(a), np.inf, np.float32)
+    for dy in range(-s, s + 1):
+        for dx in range(-s, s + 1):
+            moved = b[:, s + dy : size - s + dy, s + dx : size - s + dx].reshape(len(b), -1)
+            np.minimum(best, np.abs(core - moved).sum(axis=1), out=best)
+    return best / core.shape[1]
 
 
 def _combine(dists: dict[str, np.ndarray]) -> np.ndarray:
@@ -196,14 +229,15 @@ def _core(lo: int, hi: int, margin: int) -> np.ndarray:
     return np.asarray([(lo + hi - 1) // 2])
 
 
-def _merge_similar(d: np.ndarray, cuts: list[int], margin: int, dark: np.ndarray, reach: int) -> list[int]:
+def _merge_similar(d: np.ndarray, cuts: list[int], margin: int, dark: np.ndarray, reach: int,
+                   fixed: set[int] | frozenset[int] = frozenset()) -> list[int]:
     """Drop cuts whose two sides' clean parts (up to `reach` samples each, next to the cut) are not
     clearly farther apart than each side is from itself: the weakest first, re-checking its new
     neighbours. Black frames (a fade's) are not part of either side's picture, and a fade through
-    black is an edit by itself: kept."""
+    black is an edit by itself: kept, as are the `fixed` cuts (found to the frame elsewhere)."""
     cuts = list(cuts)
     n = len(d)
-    faded = {c for c in cuts if dark[max(0, c - 2 * margin) : c + 2 * margin + 2].any()}
+    faded = {c for c in cuts if dark[max(0, c - 2 * margin) : c + 2 * margin + 2].any()} | set(fixed)
     while cuts:
         bounds = [0, *[c + 1 for c in cuts], n]
         worst, worst_i = math.inf, -1
@@ -249,11 +283,16 @@ def summarize(
     duration_s: float,
     frame_count: int,
     max_keyframes: int,
+    *,
+    dense: shots.Dense | None = None,
+    frame_times: Sequence[float] | None = None,
 ) -> tuple[list[Segment], list[Keyframe]]:
     """Cut the sampled video into segments and pick at most `max_keyframes` keyframes, in time order.
 
     `frames` are uint8 [N,H,W,3] of the frames at `indices` (at `timestamps`), `embeddings` [N,D] and
-    `attention` [N] the model's outputs for them.
+    `attention` [N] the model's outputs for them. `dense` (service.shots.decode_dense): signatures of
+    every frame, which place hard cuts to the frame and find shots too short for the samples;
+    `frame_times`: the timestamp of every frame of the video (its index), for exact boundaries.
     """
     n = len(indices)
     duration_s = float(duration_s)
@@ -261,6 +300,17 @@ def summarize(
     if n == 0:
         return [Segment(0.0, duration_s, 0, max(0, frame_count - 1))], []
     ts = np.asarray(timestamps, np.float64)
+    idx = np.asarray(indices)
+    times = np.asarray(frame_times, np.float64) if frame_times is not None and len(frame_times) == frame_count else None
+
+    def frame_at(t: float) -> int:
+        if times is not None:
+            return int(np.clip(np.searchsorted(times, t, side="left"), 0, frame_count - 1))
+        return int(np.clip(round(t * fps), 0, frame_count - 1))
+
+    def time_of(frame: int) -> float:
+        return float(times[frame]) if times is not None else frame / fps
+
     # The mean spacing: sampling a 25 fps video at 8 fps alternates 0.12 s and 0.16 s steps.
     dt = float(ts[-1] - ts[0]) / (n - 1) if n > 1 else duration_s
     dt = max(dt, 1e-3)
@@ -269,71 +319,106 @@ def summarize(
     d = _combine(_distance_matrices(frames, embeddings)) if n > 1 else np.zeros((1, 1), np.float32)
     luma = frames.astype(np.float32).mean(axis=(1, 2, 3)) / 255.0
 
-    cuts: list[int] = []
+    # Hard cuts to the frame from every frame's signature (service.shots), when there are some.
+    dense_cuts = shots.hard_cuts(dense) if dense is not None else []
+    # The gap (between samples g and g+1) that holds each dense cut; -1 before the first sample.
+    dense_gap = {c: int(np.searchsorted(idx, c, side="left")) - 1 for c in dense_cuts}
+    boundaries: list[tuple[int, bool]] = []  # (first frame of the new segment, hard cut?)
     if n > 2:
         score, best_skip, total = _gap_scores(d, skip_max)
-        # Every test below is relative to the video's own change at the same lag (the medians
-        # subtracted), plus an absolute floor: a visibly different picture.
-        # Hard cuts: one sample pair changes far more than its neighbours (a blend spreads its
-        # change over several pairs, so it never looks like this), and that one step is most of the
-        # change across the gap at any skip (one step of a blend is only a part of it).
-        adjacent = np.diagonal(d, offset=1)
-        step = adjacent - float(np.median(adjacent))
-        hard = [
-            g
-            for g in range(n - 1)
-            if step[g] >= _MIN_SCORE
-            and adjacent[g] >= 0.75 * total[g]
-            and step[g] >= 2.0 * max(step[g - 1] if g else 0.0, step[g + 1] if g + 2 < n else 0.0, 0.0)
-        ]
         reach = max(2, math.ceil(1.0 / dt))  # compare up to a second of each side
         dark = _is_dark(luma)
-        # A noisy shot can make one step jump; only hard cuts whose sides really differ may
-        # overrule a gradual transition nearby.
-        hard = _merge_similar(d, hard, margin=skip_max, dark=dark, reach=reach)
+        if dense is not None:
+            hard = sorted({g for g in dense_gap.values() if 0 <= g < n - 1})
+            near = skip_max + 1  # the skip score of a cut's gap and its neighbours is that cut's
+        else:
+            # Every test below is relative to the video's own change at the same lag (the medians
+            # subtracted), plus an absolute floor: a visibly different picture.
+            # Hard cuts: one sample pair changes far more than its neighbours (a blend spreads its
+            # change over several pairs, so it never looks like this), and that one step is most of
+            # the change across the gap at any skip (one step of a blend is only a part of it).
+            adjacent = np.diagonal(d, offset=1)
+            step = adjacent - float(np.median(adjacent))
+            hard = [
+                g
+                for g in range(n - 1)
+                if step[g] >= _MIN_SCORE
+                and adjacent[g] >= 0.75 * total[g]
+                and step[g] >= 2.0 * max(step[g - 1] if g else 0.0, step[g + 1] if g + 2 < n else 0.0, 0.0)
+            ]
+            # A noisy shot can make one step jump; only hard cuts whose sides really differ may
+            # overrule a gradual transition nearby.
+            hard = _merge_similar(d, hard, margin=skip_max, dark=dark, reach=reach)
+            near = 2 * skip_max
         # Gradual transitions: peaks of the skip score away from the hard cuts.
         gradual = [
             g
             for g in _pick_peaks(score, radius=2 * skip_max, threshold=_MIN_SCORE)
-            if all(abs(g - c) > 2 * skip_max for c in hard)
+            if all(abs(g - c) > near for c in hard)
         ]
-        cuts = sorted(hard + gradual)
+        cuts = sorted(set(hard + gradual))
         cuts = _join_fades(cuts, luma, ts)
-        cuts = _merge_similar(d, cuts, margin=skip_max, dark=dark, reach=reach)
+        fixed = set(hard) if dense is not None else set()
+        cuts = _merge_similar(d, cuts, margin=skip_max, dark=dark, reach=reach, fixed=fixed)
+        if dense is not None:
+            kept = set(cuts)
+            boundaries += [(c, True) for c, g in dense_gap.items() if g in kept or not 0 <= g < n - 1]
+            cuts = [g for g in cuts if g not in fixed]
+            hard = []
         cuts = sorted({g if g in hard else _settle(g, int(best_skip[g]), luma) for g in cuts})
-        cuts = _drop_short(cuts, ts, score, duration_s)
+        boundaries += [(frame_at(0.5 * (ts[g] + ts[g + 1])), g in hard) for g in cuts]
+        strength = {frame_at(0.5 * (ts[g] + ts[g + 1])): float(score[g]) for g in cuts}
+    else:
+        boundaries += [(c, True) for c in dense_cuts]
+        strength = {}
+    starts = _drop_short(sorted(boundaries), strength, time_of, duration_s)
 
-    # Segments: boundaries halfway between the samples either side of each cut, in frame indices.
-    starts = [0]
-    for g in cuts:
-        t = 0.5 * (ts[g] + ts[g + 1])
-        starts.append(min(frame_count - 1, max(starts[-1] + 1, round(t * fps))))
-    starts = sorted(set(starts))
     segments = []
-    for i, s in enumerate(starts):
-        e = starts[i + 1] - 1 if i + 1 < len(starts) else frame_count - 1
-        start_s = 0.0 if i == 0 else s / fps
-        end_s = duration_s if i + 1 == len(starts) else starts[i + 1] / fps
-        segments.append(Segment(round(start_s, 4), round(end_s, 4), int(s), int(max(s, e))))
-
-    keyframes = _keyframes(segments, indices, ts, d, luma, attention, dt, max_keyframes)
+    for i, start in enumerate(starts):
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else frame_count - 1
+        start_s = 0.0 if i == 0 else time_of(start)
+        end_s = duration_s if i + 1 == len(starts) else time_of(starts[i + 1])
+        segments.append(Segment(round(start_s, 4), round(end_s, 4), int(start), int(max(start, end))))
+    hard_starts = {b for b, h in boundaries if h}
+    sig_luma = None
+    if dense is not None and len(dense.indices):
+        sig_luma = (dict(zip(dense.indices.tolist(), dense.signatures.mean(axis=(1, 2, 3)) / 255.0)))
+    keyframes = _keyframes(segments, indices, ts, d, luma, attention, dt, max_keyframes, hard_starts, time_of,
+                           sig_luma)
     return segments, keyframes
 
 
-def _drop_short(cuts: list[int], ts: np.ndarray, score: np.ndarray, duration_s: float) -> list[int]:
-    """A "segment" shorter than _MIN_SEGMENT_S is a flash or a transition's remnant, not a part of
-    the video a viewer would name: drop its weaker boundary, the shortest first."""
-    cuts = list(cuts)
+def _drop_short(boundaries: list[tuple[int, bool]], strength: dict[int, float],
+                time_of: Callable[[int], float], duration_s: float) -> list[int]:
+    """First frames of the segments. A "segment" shorter than _MIN_SEGMENT_S with a gradual
+    boundary is a transition's remnant, not a part of the video a viewer would name: drop its
+    weaker gradual boundary, the shortest first. Between two hard cuts a shot may be as short as
+    _MIN_SHOT_S (cuts to the frame: a 0.3 s shot is an editor's choice, not noise)."""
+    cuts: list[tuple[int, bool]] = []
+    for b, hard in sorted(boundaries):
+        if b <= 0:
+            continue
+        if cuts and cuts[-1][0] == b:
+            cuts[-1] = (b, cuts[-1][1] or hard)
+        else:
+            cuts.append((b, hard))
     while cuts:
-        times = [0.0, *[0.5 * (ts[g] + ts[g + 1]) for g in cuts], duration_s]
-        lengths = np.diff(times)
-        i = int(np.argmin(lengths))
-        if lengths[i] >= _MIN_SEGMENT_S:
+        edges = [0.0, *[time_of(b) for b, _ in cuts], duration_s]
+        lengths = np.diff(edges)
+        hard = [h for _, h in cuts]
+        # Segment i lies between cut i-1 and cut i (the video's ends are neither).
+        need = np.asarray([
+            _MIN_SHOT_S if all(hard[j] for j in (i - 1, i) if 0 <= j < len(cuts)) else _MIN_SEGMENT_S
+            for i in range(len(lengths))
+        ])
+        short = lengths - need
+        i = int(np.argmin(short))
+        if short[i] >= 0:
             break
-        # Segment i lies between cut i-1 and cut i: remove the weaker of its existing bounds.
+        # Remove the weaker of its bounds, a gradual one first.
         sides = [j for j in (i - 1, i) if 0 <= j < len(cuts)]
-        cuts.pop(min(sides, key=lambda j: score[cuts[j]]))
-    return cuts
+        cuts.pop(min(sides, key=lambda j: (cuts[j][1], strength.get(cuts[j][0], 1.0))))
+    return [0, *[b for b, _ in cuts]]
 
 
 def _is_dark(luma: np.ndarray) -> np.ndarray:
@@ -381,32 +466,46 @@ def _keyframes(
     attention: np.ndarray | None,
     dt: float,
     max_keyframes: int,
+    hard_starts: set[int] = frozenset(),  # type: ignore[assignment]
+    time_of: Callable[[int], float] | None = None,
+    sig_luma: dict[int, float] | None = None,
 ) -> list[Keyframe]:
-    """One keyframe per segment: its most representative lit frame clear of transitions, scored by
-    the segment's share of the video, how representative the frame is and the model's attention;
-    the best `max_keyframes` of them, in time order."""
+    """One keyframe for every segment: its most representative lit frame clear of transitions,
+    scored by the segment's share of the video, how representative the frame is and the model's
+    attention. When there are more segments than `max_keyframes`, the most distinct segments keep
+    theirs (API.md): the best-scored first, then each time the one least like those already kept.
+    In time order."""
     idx = np.asarray(indices)
     att = None
     if attention is not None and len(attention) == len(indices) and np.isfinite(attention).all():
         att = np.asarray(attention, np.float64)
         att = att / max(float(att.mean()), 1e-9)
     dark = _is_dark(luma)
-    picks: list[tuple[int, int, float]] = []  # (segment, sample, raw score)
+    picks: list[tuple[int, int, float, int]] = []  # (segment, frame index, score, sample or -1)
     total = max(1e-6, sum(s.end_s - s.start_s for s in segments))
     for si, seg in enumerate(segments):
+        length = seg.end_s - seg.start_s
+        share = length / total
         members = np.nonzero((idx >= seg.start_index) & (idx <= seg.end_index))[0]
-        if len(members) == 0:
-            continue
-        # Stay clear of the segment's ends, where a gradual transition is still under way.
-        margin_s = min(_TRANSITION_S * 0.6, (seg.end_s - seg.start_s) / 3)
-        lo = seg.start_s + (margin_s if si > 0 else 0.0)
-        hi = seg.end_s - (margin_s if si + 1 < len(segments) else 0.0)
-        clean = members[(ts[members] >= lo) & (ts[members] <= hi)]
-        if len(clean) == 0:
+        # Stay clear of the segment's ends, where a gradual transition may still be under way; a
+        # hard cut's side needs only a frame's clearance.
+        soft = min(_TRANSITION_S * 0.6, length / 3)
+        firm = min(0.05, length / 4)
+        lo = seg.start_s + (0.0 if si == 0 else firm if seg.start_index in hard_starts else soft)
+        last = si + 1 == len(segments)
+        hi = seg.end_s - (0.0 if last else firm if segments[si + 1].start_index in hard_starts else soft)
+        clean = members[(ts[members] >= lo) & (ts[members] <= hi)] if len(members) else members
+        if len(clean) == 0 and sig_luma is None:
             clean = members
+        if len(clean) == 0:
+            # A shot too short for a sample clear of its ends: its middle frame (the signatures of
+            # every frame showed the shot, so the frame is in it).
+            mid = (seg.start_index + seg.end_index) // 2
+            picks.append((si, mid, 0.5 * min(1.0, share * len(segments)) + 0.15 + 0.1, -1))
+            continue
         lit = clean[~dark[clean]]
         if len(lit) == 0:
-            continue  # an all-black segment: nothing worth showing
+            lit = clean[[int(np.argmax(luma[clean]))]]  # all dark: its brightest frame
         # The medoid: the frame most like the rest of the segment, i.e. most representative.
         sub = d[np.ix_(lit, lit)]
         typical = sub.mean(1)
@@ -415,29 +514,54 @@ def _keyframes(
         closeness = np.abs(ts[lit] - centre) / max(hi - lo, dt)
         k = int(np.argmin(typical + 0.05 * closeness))
         best = int(lit[k])
-        share = (seg.end_s - seg.start_s) / total
         represent = 1.0 - float(typical[k])
         focus = float(np.clip(att[members].mean(), 0, 2) / 2) if att is not None else 0.5
-        picks.append((si, best, 0.5 * min(1.0, share * len(segments)) + 0.3 * represent + 0.2 * focus))
+        picks.append((si, int(idx[best]), 0.5 * min(1.0, share * len(segments)) + 0.3 * represent + 0.2 * focus,
+                      best))
     if len(picks) > max_keyframes:
-        picks = sorted(picks, key=lambda p: -p[2])[:max_keyframes]
+        picks = _most_distinct(picks, d, max_keyframes)
     picks.sort(key=lambda p: p[1])
-    return [
-        Keyframe(int(idx[s]), round(float(ts[s]), 4), round(float(np.clip(sc, 0.0, 1.0)), 4), si)
-        for si, s, sc in picks
-    ]
+    out = []
+    for si, frame, sc, sample in picks:
+        t = float(ts[sample]) if sample >= 0 else (time_of(frame) if time_of is not None else segments[si].start_s)
+        out.append(Keyframe(int(frame), round(t, 4), round(float(np.clip(sc, 0.0, 1.0)), 4), si))
+    return out
+
+
+Pick = tuple[int, int, float, int]  # (segment, frame index, score, sample or -1)
+
+
+def _most_distinct(picks: list[Pick], d: np.ndarray, k: int) -> list[Pick]:
+    """k of the picks: the best-scored, then repeatedly the one farthest (in picture distance) from
+    all kept so far, its score breaking near-ties. A pick without a sample counts as mid-distant."""
+    order = sorted(range(len(picks)), key=lambda i: -picks[i][2])
+    kept = [order[0]]
+    rest = order[1:]
+    while len(kept) < k and rest:
+        def gain(i: int) -> float:
+            si = picks[i][3]
+            near = min(
+                float(d[si, picks[j][3]]) if si >= 0 and picks[j][3] >= 0 else 0.5 for j in kept
+            )
+            return near + 0.25 * picks[i][2]
+        best = max(rest, key=gain)
+        kept.append(best)
+        rest.remove(best)
+    return [picks[i] for i in kept]
 
 
 # ---------------------------------------------------------------------------------------- thumbnails
 
 
-def jpeg_data_uri(path: str | Path | BinaryIO, info: VideoInfo, index: int, max_side: int = 256) -> str:
+def jpeg_data_uri(
+    path: str | Path | BinaryIO, info: VideoInfo, index: int, max_side: int = 256, *, cancel: CancelToken | None = None
+) -> str:
     """A small JPEG of frame `index` at the displayed aspect ratio, as a data URI (PyAV's mjpeg)."""
     scale = max_side / max(info.width, info.height)
     # Even dimensions: yuvj420p subsamples chroma by two.
     w = max(2, round(info.width * min(1.0, scale) / 2) * 2)
     h = max(2, round(info.height * min(1.0, scale) / 2) * 2)
-    rgb = read_frames(path, info, [index], size=(h, w))[0]
+    rgb = read_frames(path, info, [index], size=(h, w), cancel=cancel)[0]
     codec = av.CodecContext.create("mjpeg", "w")
     codec.width, codec.height, codec.pix_fmt = w, h, "yuvj420p"
     codec.time_base = Fraction(1, 25)

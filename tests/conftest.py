@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import socket
 import struct
 import threading
@@ -20,6 +21,13 @@ import pytest
 import uvicorn
 
 from models import synthetic
+
+# Servers started as subprocesses (`python -m service`) inherit this environment: without these
+# each would load Whisper and the OCR model in the background after it is ready, seconds of
+# CPU on every start that the drain and hostile-input tests' timings do not budget for. The
+# speech and OCR tests ask for their models explicitly.
+os.environ.setdefault("WHISPER_MODEL", "none")
+os.environ.setdefault("OCR_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_MODEL = REPO / "models" / "motion"
@@ -44,6 +52,9 @@ class ThreadServer:
         from service.settings import Settings
 
         self.port = free_port()
+        # Speech and OCR load (seconds of CPU, ~0.5 GB) only in the servers of the tests about them.
+        settings.setdefault("whisper_model", "none")
+        settings.setdefault("ocr_enabled", False)
         self.settings = Settings(
             model_dir=settings.pop("model_dir", model_dir()), tmp_dir=tmp_dir, port=self.port, **settings
         )
@@ -109,6 +120,15 @@ def server(upload_dir: Path) -> Iterator[ThreadServer]:
         max_queue_delay_ms=30,
         decode_workers=4,
     )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def aux_server(upload_dir: Path) -> Iterator[ThreadServer]:
+    """Like `server`, with the speech and OCR models loaded (/transcribe, /summarize?text=true)."""
+    srv = ThreadServer(upload_dir, whisper_model="", ocr_enabled=True, max_upload_bytes=MAX_UPLOAD_BYTES,
+                       max_pixels=MAX_PIXELS, max_duration_s=MAX_DURATION_S, decode_workers=4)
     yield srv
     srv.stop()
 

@@ -8,12 +8,17 @@ compose file or a Dockerfile that lost its non-root user, healthcheck or CUDA ba
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+
+from tests.conftest import free_port
 
 jsonschema = pytest.importorskip("jsonschema")
 yaml = pytest.importorskip("yaml")
@@ -49,15 +54,35 @@ def test_the_schema_rejects_a_broken_compose_file(compose) -> None:
 
 
 def test_compose_essentials(compose) -> None:
-    (service,) = compose["services"].values()
-    devices = service["deploy"]["resources"]["reservations"]["devices"]
-    assert any(d.get("driver") == "nvidia" and "gpu" in d["capabilities"] for d in devices)
-    assert "readyz" in " ".join(service["healthcheck"]["test"])
-    assert service["restart"] in ("always", "unless-stopped", "on-failure")
-    assert any(str(p).endswith(":8000") for p in service["ports"])
-    volumes = [v for v in service["volumes"] if isinstance(v, dict) and v["type"] == "volume"]
-    assert volumes and volumes[0]["source"] in compose["volumes"]
-    assert service["environment"]["MODEL_DIR"].split(":-")[-1].rstrip("}").startswith(volumes[0]["target"])
+    services = compose["services"]
+    assert {tuple(s["profiles"]) for s in services.values()} == {("gpu",), ("cpu",)}, "one GPU, one CPU profile"
+    for name, service in services.items():
+        gpu = "gpu" in service["profiles"]
+        devices = service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+        assert any(d.get("driver") == "nvidia" and "gpu" in d["capabilities"] for d in devices) == gpu, name
+        if not gpu:
+            assert service["environment"]["EXECUTION_PROVIDER"] == "cpu"
+        assert "readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["restart"] in ("always", "unless-stopped", "on-failure")
+        # The published port, the port the service listens on and the healthcheck's all follow PORT.
+        assert service["ports"] == ["${PORT:-8000}:${PORT:-8000}"]
+        assert service["environment"]["PORT"] == "${PORT:-8000}"
+        volumes = [v for v in service["volumes"] if isinstance(v, dict) and v["type"] == "volume"]
+        assert volumes and volumes[0]["source"] in compose["volumes"]
+        repository = service["environment"]["MODEL_REPOSITORY"].split(":-")[-1].rstrip("}")
+        assert repository.startswith(volumes[0]["target"])
+
+
+def test_compose_healthcheck_probes_the_port_the_service_listens_on(compose, server) -> None:
+    """The healthcheck's own command, run as the container runs it, with PORT set."""
+    (service, *_) = compose["services"].values()
+    test = service["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python3"]
+    command = [sys.executable, *test[2:]]
+    env = {**os.environ, "PORT": str(urlsplit(server.url).port)}
+    assert subprocess.run(command, env=env, capture_output=True, timeout=30).returncode == 0
+    env["PORT"] = str(free_port())  # nothing listens there: unhealthy
+    assert subprocess.run(command, env=env, capture_output=True, timeout=30).returncode != 0
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client")

@@ -20,8 +20,8 @@ from tests.conftest import REAL_MODEL, ThreadServer, post_video
 
 def _model_dir(root: Path, name: str, **changes: object) -> Path:
     d = root / name
-    d.mkdir(parents=True)
-    shutil.copy(REAL_MODEL / "model.onnx", d / "model.onnx")
+    # The whole directory: model.json may name more files (e.g. domain statistics).
+    shutil.copytree(REAL_MODEL, d, ignore=shutil.ignore_patterns("__*", "*.py"))
     manifest = json.loads((REAL_MODEL / "model.json").read_text())
     manifest.update(name=name, **changes)
     (d / "model.json").write_text(json.dumps(manifest))

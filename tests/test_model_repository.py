@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REAL_MODEL, ThreadServer, free_port, post_video
+from tests.conftest import REAL_MODEL, ThreadServer, free_port, post_video, wait_for
 
 PROBLEM = "application/problem+json"
 
@@ -24,8 +24,8 @@ def make_repository(root: Path, second: dict | None = None) -> Path:
     repo = root / "repository"
     for name, changes in (("motion", {}), ("second", second or {})):
         d = repo / name
-        d.mkdir(parents=True)
-        shutil.copy(REAL_MODEL / "model.onnx", d / "model.onnx")
+        # The whole directory: model.json may name more files (e.g. domain statistics).
+        shutil.copytree(REAL_MODEL, d, ignore=shutil.ignore_patterns("__*", "*.py"))
         manifest = json.loads((REAL_MODEL / "model.json").read_text())
         manifest.update(changes)
         (d / "model.json").write_text(json.dumps(manifest))
@@ -94,7 +94,7 @@ def test_a_model_that_fails_to_load_stops_startup_naming_it(tmp_path: Path) -> N
     (broken / "model.json").write_text('{"name": "broken", "labels": []}')
     env = {**os.environ, "MODEL_REPOSITORY": str(repo), "PORT": str(free_port()), "LOG_LEVEL": "warning"}
     env.pop("MODEL_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=240,
                           cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr[-2000:]
     line = next(x for x in proc.stderr.splitlines() if "startup stopped" in x)
@@ -124,3 +124,17 @@ def test_the_shipped_repository_serves_motion_by_default() -> None:
     settings = Settings()
     found = discover(settings)
     assert "motion" in found and default_name(settings, list(found)) == "motion"
+
+
+def test_ready_only_once_every_model_is_warm(tmp_path: Path, upload_dir: Path, client: httpx.Client) -> None:
+    repo = make_repository(tmp_path)
+    srv = ThreadServer(upload_dir, wait_ready=False, model_dir=None, model_repository=repo, warmup_delay_s=1.5)
+    try:
+        assert client.get(srv.url + "/readyz").status_code == 503
+        assert client.get(srv.url + "/v2/models/second/ready").status_code == 503
+        assert not any(m["ready"] for m in client.get(srv.url + "/v1/models").json()["models"])
+        wait_for(srv.url + "/readyz", timeout=60)
+        assert all(m["ready"] for m in client.get(srv.url + "/v1/models").json()["models"])
+        assert client.get(srv.url + "/v2/models/second/ready").status_code == 200
+    finally:
+        srv.stop()
