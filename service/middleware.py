@@ -20,18 +20,24 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        started = False  # whether a response began: none did when the client left first
         inference = scope["method"] == "POST"  # every POST route is an inference request
         if inference:
             self.metrics.in_flight.inc()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+            if not started:
+                # Returned without answering: the client hung up and service.guard cancelled
+                # its work (nginx's 499), which is not a server error.
+                status = 499
         finally:
             if inference:
                 self.metrics.in_flight.dec()

@@ -211,6 +211,9 @@ def test_decode_stops_when_client_goes(hostile: ProcServer, slow_video: Path) ->
     print(f"CPU after the client left: {spent:.2f} s")
     assert spent < 0.25, f"{spent:.2f} CPU s spent decoding for a client that left"
     assert list(hostile.tmp_dir.iterdir()) == []
+    # Counted as the client's hang-up (499), not as a server error.
+    metrics = httpx.get(hostile.url + "/metrics", headers=AUTH, timeout=10).text
+    assert 'endpoint="/summarize",method="POST",status="499"' in metrics.replace(" ", ""), metrics[-2000:]
 
 
 @pytest.mark.timeout(120)
