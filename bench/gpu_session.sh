@@ -6,10 +6,10 @@
 # earlier calls on the same warm machine. Writes every table under $OUT (or ./gpu-out).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT" /tmp/parts /tmp/site
-cp -n .gpu/* /tmp/parts/ 2>/dev/null
+cp .gpu/* /tmp/parts/ 2>/dev/null
 cd /tmp/parts && cat ort.part.* > /tmp/ort.tar.xz && sha256sum /tmp/ort.tar.xz | cut -d' ' -f1 | diff - <(cut -d' ' -f1 ort.sha256) || { echo "onnxruntime-gpu parts incomplete"; ls -la /tmp/parts; exit 2; }
 tar xJf /tmp/ort.tar.xz -C /tmp/site && mkdir -p /tmp/wheels && for t in deps*.tar; do tar xf "$t" -C /tmp/wheels; done
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site /tmp/wheels/*.whl || exit 3
+python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site /tmp/wheels/*.whl 2>&1 | grep -v '^WARNING: Target' ; python3 -c 'import fastapi, onnxruntime' || exit 3
 cd - >/dev/null
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 # The CUDA 13 libraries come with torch's nvidia-* wheels: let onnxruntime (and the service
@@ -20,6 +20,9 @@ export LD_LIBRARY_PATH=$(find "$NV/nvidia" -name 'lib*.so*' -printf '%h\n' | sor
   python3 -c 'import onnxruntime as o, torch; print("onnxruntime", o.__version__, o.get_available_providers(), "torch", torch.__version__)'
   echo "CTranslate2 needs libcublas.so.12; found: $(find / -name 'libcublas.so.12*' 2>/dev/null | head -1)"; } 2>&1 | tee "$OUT/env.txt"
 export WHISPER_MODEL=none OCR_ENABLED=false  # the load part's service: the video models only
+if [ "${1:-all}" = hf ]; then  # the converted VideoMAE only
+  timeout 300 python3 -m bench.gpu_hf --repeat 10 2>&1 | grep -v -i "warn" | tee "$OUT/hf.txt"; exit
+fi
 if [ "${1:-all}" = load ]; then  # the service under load only (each shipped model on CUDA)
   timeout 300 python3 -m bench.gpu --skip model decode --seconds 20 2>&1 | tee "$OUT/load.txt"; exit
 fi
