@@ -88,11 +88,31 @@ def export_onnx(model: torch.nn.Module, path: Path, fp16: bool = False) -> None:
     onnx.save(graph, str(path))
 
 
-def _to_fp16(graph: onnx.ModelProto) -> onnx.ModelProto:
-    """fp16 weights and arithmetic, fp32 inputs and outputs (callers need not change)."""
+def _to_fp16(graph: onnx.ModelProto, keep_fp32: tuple[str, ...] = ()) -> onnx.ModelProto:
+    """fp16 weights and arithmetic, fp32 inputs and outputs (callers need not change);
+    operators of the types in `keep_fp32` stay fp32, with casts around them."""
     from onnxconverter_common import float16  # optional: pip install onnxconverter-common
 
-    return float16.convert_float_to_float16(graph, keep_io_types=True)
+    if not keep_fp32:
+        return float16.convert_float_to_float16(graph, keep_io_types=True)
+    # With a block list, onnxconverter-common 1.16 types the output of an Identity that forwards
+    # an initializer (the legacy exporter writes those for shared weights) as fp16 while its
+    # input stays fp32, and ONNX Runtime refuses the graph: give each such output its own copy.
+    body = graph.graph
+    initializers = {t.name: t for t in body.initializer}
+    kept = []
+    for node in body.node:
+        if node.op_type == "Identity" and node.input[0] in initializers:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(initializers[node.input[0]])
+            copy.name = node.output[0]
+            body.initializer.append(copy)
+        else:
+            kept.append(node)
+    del body.node[:]
+    body.node.extend(kept)
+    block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(keep_fp32)  # a list given replaces the default
+    return float16.convert_float_to_float16(graph, keep_io_types=True, op_block_list=block)
 
 
 def check_parity(model: torch.nn.Module, path: Path, fp16: bool, seed: int = 1234) -> dict:

@@ -212,3 +212,20 @@ def test_preprocessing_parity_catches_a_wrong_mapping(converted) -> None:
     ok = hf_parity.preprocessing_parity(good, directory / "model.onnx", None, processor, real_clip())
     bad = hf_parity.preprocessing_parity(wrong, directory / "model.onnx", None, processor, real_clip())
     assert ok["mean_abs_diff"] < hf_parity.MEAN_LIMIT < bad["mean_abs_diff"], (ok, bad)
+
+
+def test_fp16_keeps_the_patch_embedding_in_fp32_and_its_parity(converted, tmp_path: Path) -> None:
+    # In fp16, cuDNN's frontend had no engine for VideoMAE's 3D patch-embedding conv on an H200
+    # and ONNX Runtime fell back to the CPU: the export keeps that conv fp32 and the rest fp16.
+    src, _ = converted["videomae"]
+    manifest = export_hf(str(src), tmp_path / "videomae", name="videomae", fp16=True)
+    assert manifest.precision == "fp16"
+    graph = onnx.load(str(tmp_path / "videomae" / "model.onnx"))
+    initializers = {t.name: t.data_type for t in graph.graph.initializer}
+    convs = [n for n in graph.graph.node if n.op_type == "Conv"]
+    assert convs and all(initializers[n.input[1]] == onnx.TensorProto.FLOAT for n in convs)
+    matmul_weights = [initializers[i] for n in graph.graph.node if n.op_type == "MatMul"
+                      for i in n.input if i in initializers]
+    assert matmul_weights and all(t == onnx.TensorProto.FLOAT16 for t in matmul_weights)
+    # The export refuses a graph that disagrees with torch; its figures are in model.json.
+    assert manifest.metrics["parity_max_abs_diff"]["top1_agree"] == 1.0
