@@ -9,7 +9,7 @@ OUT=${OUT:-gpu-out}; mkdir -p "$OUT" /tmp/parts /tmp/site
 cp .gpu/* /tmp/parts/ 2>/dev/null
 cd /tmp/parts && cat ort.part.* > /tmp/ort.tar.xz && sha256sum /tmp/ort.tar.xz | cut -d' ' -f1 | diff - <(cut -d' ' -f1 ort.sha256) || { echo "onnxruntime-gpu parts incomplete"; ls -la /tmp/parts; exit 2; }
 tar xJf /tmp/ort.tar.xz -C /tmp/site && mkdir -p /tmp/wheels && for t in deps*.tar; do tar xf "$t" -C /tmp/wheels; done
-python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site /tmp/wheels/*.whl 2>&1 | grep -v '^WARNING: Target' ; python3 -c 'import fastapi, onnxruntime' || exit 3
+python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site /tmp/wheels/*.whl 2>&1 | grep -v '^WARNING: Target' ; PYTHONPATH=/tmp/site python3 -c 'import fastapi, onnxruntime' || exit 3
 cd - >/dev/null
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 # The CUDA 13 libraries come with torch's nvidia-* wheels: let onnxruntime (and the service
