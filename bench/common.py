@@ -186,3 +186,37 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _proc_stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _proc_cpu_s(pid: int) -> float:
+    try:
+        fields = _proc_stat(pid)
+    except OSError:
+        return 0.0  # gone meanwhile
+    # utime, stime, and those of its waited-for children (workers killed and reaped).
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_proc_stat(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [p for p, pp in parents.items() if pp in frontier]
+        tree += frontier
+    return tree
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of process `root` and its descendants (Linux /proc): what a
+    server and its worker processes spent, e.g. after answering a request."""
+    return sum(_proc_cpu_s(pid) for pid in _proc_tree(root))

@@ -53,17 +53,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(model_dir: Path, port: int, log: Path, config: dict[str, str] | None = None,
-                  tree: Path = ROOT) -> subprocess.Popen:
-    """`python -m service` of the source tree `tree` (default: this checkout) on loopback."""
-    env = {**os.environ, **(config or {}), "HOST": "127.0.0.1", "PORT": str(port), "MODEL_DIR": str(model_dir)}
+def start_service(model_dir: Path | None, port: int, log: Path, config: dict[str, str] | None = None,
+                  tree: Path = ROOT, ready_timeout_s: float = 180.0) -> subprocess.Popen:
+    """`python -m service` of the source tree `tree` (default: this checkout) on loopback.
+
+    model_dir None: no MODEL_DIR, so `config`'s MODEL_REPOSITORY (or the shipped one) is served."""
+    env = {**os.environ, **(config or {}), "HOST": "127.0.0.1", "PORT": str(port)}
+    env.pop("MODEL_DIR", None)
+    if model_dir is not None:
+        env["MODEL_DIR"] = str(model_dir)
     if tree != ROOT:
         env["PYTHONPATH"] = str(tree)  # that tree's service and models packages, not the installed ones
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=tree, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180  # model load + warm-up on a busy 2-core machine
+    deadline = time.monotonic() + ready_timeout_s  # model load + warm-up on a busy 2-core machine
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the service exited with {proc.returncode}; see {log}")
@@ -74,7 +79,7 @@ def start_service(model_dir: Path, port: int, log: Path, config: dict[str, str] 
             pass
         time.sleep(0.5)
     stop_service(proc)
-    raise RuntimeError(f"the service was not ready within 180 s; see {log}")
+    raise RuntimeError(f"the service was not ready within {ready_timeout_s:g} s; see {log}")
 
 
 def stop_service(proc: subprocess.Popen) -> None:

@@ -62,37 +62,11 @@ def export_row(arch: str, fp16: bool, exporter: str, video: Path) -> list[object
             f"{pre.get('max_prob_diff', float('nan')):.1e}", pre.get("top1_same")]
 
 
-def start_service(model_dir: Path, port: int, log: Path, config: dict[str, str]):
-    """bench.e2e's start, with time for a base-size model's warm-up on a busy 2-core machine."""
-    import os
-    import subprocess
-    import sys
-
-    import httpx
-
-    env = {**os.environ, **config, "HOST": "127.0.0.1", "PORT": str(port), "MODEL_DIR": str(model_dir)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 1200
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.kill()
-    raise RuntimeError(f"the service was not ready in time; see {log}")
-
-
 def serve_vs_transformers(video: Path, requests: int, concurrency: int) -> str:
     import torch
     from transformers import AutoImageProcessor, VideoMAEForVideoClassification, pipeline
 
-    from bench.e2e import free_port, load, stop_service
+    from bench.e2e import free_port, load, start_service, stop_service
 
     model_dir = RUNS / "videomae-base"
     if not (model_dir / "model.json").exists():
@@ -127,7 +101,9 @@ def serve_vs_transformers(video: Path, requests: int, concurrency: int) -> str:
     log = RUNS / "service.log"
     # MAX_BATCH_SIZE = the concurrency: warm-up runs a full batch, and a bigger one only waits longer;
     # a base-size clip takes longer than the default 30 s REQUEST_TIMEOUT_S on a busy 2-core machine
-    proc = start_service(model_dir, port, log, {"MAX_BATCH_SIZE": str(concurrency), "REQUEST_TIMEOUT_S": "900"})
+    # A base-size model's warm-up takes minutes on a busy 2-core machine.
+    proc = start_service(model_dir, port, log, {"MAX_BATCH_SIZE": str(concurrency), "REQUEST_TIMEOUT_S": "900"},
+                         ready_timeout_s=1200)
     try:
         url = f"http://127.0.0.1:{port}"
         asyncio.run(load(url, data, video.name, 1, 1, 600))  # warm-up

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import tree_cpu_s
 from tests import bombs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +87,7 @@ class Server:
 
     def cpu_s(self) -> float:
         """CPU seconds of the server and its child processes (probe workers, reaped ones too)."""
-        return sum(_cpu(pid) for pid in _tree(self.proc.pid))
+        return tree_cpu_s(self.proc.pid)
 
     def rss_mb(self, key: str = "VmRSS") -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -104,32 +105,6 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _cpu(pid: int) -> float:
-    try:
-        return sum(int(f) for f in _stat(pid)[11:15]) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
-
-
-def _tree(root: int) -> list[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, frontier = [root], [root]
-    while frontier:
-        frontier = [p for p, pp in parents.items() if pp in frontier]
-        tree += frontier
-    return tree
 
 
 def _free_port() -> int:

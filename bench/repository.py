@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import CLIP_720P_10S, ROOT, ensure_clip, machine_note, table
-from bench.e2e import free_port, p, stop_service
+from bench.e2e import free_port, p, start_service, stop_service
 
 SECOND = {"version": "2", "resize": "shorter_side_crop", "resize_shorter": 72,
           "sampling": {"policy": "stride", "stride": 2}}
@@ -43,31 +43,6 @@ def make_repository(root: Path) -> Path:
         manifest.update(name=name, **changes)
         (d / "model.json").write_text(json.dumps(manifest))
     return repo
-
-
-def start(repo: Path, port: int, log: Path) -> object:
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "MODEL_REPOSITORY": str(repo)}
-    env.pop("MODEL_DIR", None)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_service(proc)
-    raise RuntimeError(f"not ready within 180 s; see {log}")
 
 
 def histograms(url: str) -> dict[str, dict[str, float]]:
@@ -113,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repository(Path(tmp))
         port = free_port()
-        proc = start(repo, port, ROOT / ".cache" / "bench" / "repository-service.log")
+        proc = start_service(None, port, ROOT / ".cache" / "bench" / "repository-service.log",
+                             {"MODEL_REPOSITORY": str(repo)})
         url = f"http://127.0.0.1:{port}"
         try:
             models = httpx.get(url + "/v1/models").json()["models"]

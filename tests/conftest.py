@@ -134,6 +134,20 @@ def aux_server(upload_dir: Path) -> Iterator[ThreadServer]:
 
 
 @pytest.fixture
+def speech_server(aux_server: ThreadServer) -> ThreadServer:
+    """aux_server once its speech model is ready; skips where espeak-ng (the tests' voice) or the
+    speech model is missing."""
+    from bench import speechgen
+
+    if not speechgen.have_espeak():
+        pytest.skip("espeak-ng is not installed (make test installs it)")
+    body = speechgen.wait_aux(aux_server.url)
+    if not next(a for a in body["auxiliary"] if a["kind"] == "speech")["ready"]:
+        pytest.skip("the speech model did not load on this machine")
+    return aux_server
+
+
+@pytest.fixture
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=120) as c:
         yield c

@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from bench.speechgen import compose, write_media
 from service.settings import Settings
 from tests.conftest import ThreadServer, free_port, wait_for
 
@@ -98,19 +97,13 @@ def test_transcribe_without_a_speech_model_exits_1_with_the_reason(server: Threa
     assert "503" in result.stderr and "speech" in result.stderr, result.stderr
 
 
-def test_transcribe_prints_what_was_said(aux_server: ThreadServer, tmp_path: Path) -> None:
-    speechgen = pytest.importorskip("bench.speechgen")
-    if not speechgen.have_espeak():
-        pytest.skip("espeak-ng is not installed (make test installs it)")
-    body = speechgen.wait_aux(aux_server.url)
-    if not next(a for a in body["auxiliary"] if a["kind"] == "speech")["ready"]:
-        pytest.skip("the speech model did not load on this machine")
-    clip = speechgen.compose(["Please send the report before Friday."])
-    audio = speechgen.write_media(tmp_path / "speech.wav", clip.audio, "pcm_s16le", video=False)
-    result = run("transcribe", str(audio), "--url", aux_server.url, "--language", "en")
+def test_transcribe_prints_what_was_said(speech_server: ThreadServer, tmp_path: Path) -> None:
+    clip = compose(["Please send the report before Friday."])
+    audio = write_media(tmp_path / "speech.wav", clip.audio, "pcm_s16le", video=False)
+    result = run("transcribe", str(audio), "--url", speech_server.url, "--language", "en")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("speech.wav:") and "report" in result.stdout.lower(), result.stdout
-    srt = run("transcribe", str(audio), "--url", aux_server.url, "--format", "srt", "-q")
+    srt = run("transcribe", str(audio), "--url", speech_server.url, "--format", "srt", "-q")
     assert srt.returncode == 0 and srt.stdout.startswith("1\n") and " --> " in srt.stdout
 
 

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from conftest import REPO, free_port, model_dir, post_video, wait_for
 
+from bench.common import tree_cpu_s
 from tests import bombs
 
 KEY = "hostile-test-key"
@@ -60,7 +61,7 @@ class ProcServer:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the server and its child processes (probe workers)."""
-        return sum(_cpu(pid) for pid in _tree(self.pid))
+        return tree_cpu_s(self.pid)
 
     def status_kb(self, key: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -72,34 +73,6 @@ class ProcServer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _cpu(pid: int) -> float:
-    try:
-        fields = _stat(pid)
-    except OSError:
-        return 0.0  # gone meanwhile
-    # utime, stime, and those of its waited-for children (workers killed and reaped).
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def _tree(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, frontier = [root], [root]
-    while frontier:
-        frontier = [p for p, pp in parents.items() if pp in frontier]
-        tree += frontier
-    return tree
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.longvideo import write_long
 from models.frames import VideoDecodeError, probe_video
 from service.shots import decode_dense, hard_cuts
 from tests.conftest import ThreadServer, post_video
@@ -168,27 +169,6 @@ def test_one_frame_gif_is_a_still_image(tmp_path: Path, summary_server) -> None:
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "still image" in r.json()["detail"]
-
-
-def write_long(path: Path, seconds: int, fps: int = 1, size: int = 32, shot_s: int = 600) -> Path:
-    """A long tiny video: a bar sweeping to and fro over a flat colour that changes every `shot_s` s."""
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=fps)
-        st.width = st.height = size
-        st.pix_fmt = "yuv420p"
-        st.options = {"preset": "ultrafast"}
-        for i in range(seconds * fps):
-            shot = i // (fps * shot_s)
-            colour = np.asarray([(shot * 70) % 256, (shot * 130 + 60) % 256, (shot * 200 + 30) % 256], np.uint8)
-            img = np.empty((size, size, 3), np.uint8)
-            img[:] = colour
-            x = abs((i % (2 * (size - 4))) - (size - 4))  # the bar sweeps back and forth
-            img[:, x : x + 4] = 255 - colour
-            for p in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-        for p in st.encode(None):
-            out.mux(p)
-    return path
 
 
 def test_an_hours_long_video_is_accepted_and_answered_in_seconds(tmp_path: Path, summary_server) -> None:

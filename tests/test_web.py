@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from bench.speechgen import compose, write_media
 from models import synthetic
 from tests.conftest import REPO, ThreadServer, write_clip
 
@@ -241,17 +242,11 @@ def test_a_format_the_browser_cannot_play_still_gets_its_answer(browser, server:
     page.close()
 
 
-def test_page_shows_the_transcript_of_real_speech(browser, aux_server: ThreadServer, tmp_path: Path) -> None:
+def test_page_shows_the_transcript_of_real_speech(browser, speech_server: ThreadServer, tmp_path: Path) -> None:
     """With the speech model loaded: a video whose sound track is espeak-ng speaking."""
-    speechgen = pytest.importorskip("bench.speechgen")
-    if not speechgen.have_espeak():
-        pytest.skip("espeak-ng is not installed (make test installs it)")
-    body = speechgen.wait_aux(aux_server.url)
-    if not next(a for a in body["auxiliary"] if a["kind"] == "speech")["ready"]:
-        pytest.skip("the speech model did not load on this machine")
-    clip = speechgen.compose(["The quick brown fox jumps over the lazy dog."])
-    video = speechgen.write_media(tmp_path / "speech.mp4", clip.audio, "aac", video=True)
-    page, watch = open_page(browser, aux_server.url)
+    clip = compose(["The quick brown fox jumps over the lazy dog."])
+    video = write_media(tmp_path / "speech.mp4", clip.audio, "aac", video=True)
+    page, watch = open_page(browser, speech_server.url)
     page.wait_for_selector("body[data-ready='1']")
     page.set_input_files("#file", str(video))
     page.click("#run")
