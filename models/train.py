@@ -159,44 +159,47 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x float [B, T, 3, H, W] in [0, 1]."""
-        b = x.shape[0]
+        b, dev = x.shape[0], x.device
         x, y = x.clone(), y.clone()
 
         def pick(p: float) -> torch.Tensor:
-            return torch.rand(b) < p
+            return torch.rand(b, device=dev) < p
+
+        def swap(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            return table.to(dev)[idx]
 
         m = pick(0.5)
         x[m] = x[m].flip(-1)
         if self.hflip is not None:
-            y[m] = self.hflip[y[m]]
+            y[m] = swap(self.hflip, y[m])
         if self.vflip is not None:
             m = pick(0.5)
             x[m] = x[m].flip(-2)
-            y[m] = self.vflip[y[m]]
+            y[m] = swap(self.vflip, y[m])
         if self.reverse is not None:
             m = pick(0.5)
             x[m] = x[m].flip(1)
-            y[m] = self.reverse[y[m]]
+            y[m] = swap(self.reverse, y[m])
         m = pick(0.5)  # channel permutation: colors carry no class
         if m.any():
-            x[m] = x[m][:, :, torch.randperm(3)]
+            x[m] = x[m][:, :, torch.randperm(3, device=dev)]
         m = pick(0.15)
         x[m] = 1 - x[m]
-        gain = torch.empty(b, 1, 1, 1, 1).uniform_(0.7, 1.3)
-        bias = torch.empty(b, 1, 1, 1, 1).uniform_(-0.15, 0.15)
+        gain = torch.empty(b, 1, 1, 1, 1, device=dev).uniform_(0.7, 1.3)
+        bias = torch.empty(b, 1, 1, 1, 1, device=dev).uniform_(-0.15, 0.15)
         x = (x - 0.5) * gain + 0.5 + bias
-        x = x + torch.randn_like(x) * torch.empty(b, 1, 1, 1, 1).uniform_(0, 0.03)
+        x = x + torch.randn_like(x) * torch.empty(b, 1, 1, 1, 1, device=dev).uniform_(0, 0.03)
         return x.clamp(0, 1), y
 
 
-def to_input(clips: np.ndarray) -> torch.Tensor:
-    """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [0, 1]."""
-    return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float().div_(255)
+def to_input(clips: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W] in [0, 1] (converted on `device`)."""
+    return torch.from_numpy(clips).to(device).permute(0, 1, 4, 2, 3).float().div_(255)
 
 
 def standardize(x: torch.Tensor, mean_: list[float] = MEAN, std_: list[float] = STD) -> torch.Tensor:
-    mean = torch.tensor(mean_).view(1, 1, 3, 1, 1)
-    std = torch.tensor(std_).view(1, 1, 3, 1, 1)
+    mean = torch.tensor(mean_, device=x.device).view(1, 1, 3, 1, 1)
+    std = torch.tensor(std_, device=x.device).view(1, 1, 3, 1, 1)
     return (x - mean) / std
 
 
@@ -206,12 +209,13 @@ def standardize(x: torch.Tensor, mean_: list[float] = MEAN, std_: list[float] = 
 def evaluate(model: torch.nn.Module, data: Dataset, labels: list[str], batch_size: int = 128,
              mean: list[float] = MEAN, std: list[float] = STD) -> dict:
     model.eval()
+    device = next(model.parameters()).device
     n = len(data.labels)
     confusion = np.zeros((len(labels), len(labels)), np.int64)
     total_loss = 0.0
     for i in range(0, n, batch_size):
-        x = standardize(to_input(data.clips[i : i + batch_size]), mean, std)
-        y = torch.from_numpy(data.labels[i : i + batch_size])
+        x = standardize(to_input(data.clips[i : i + batch_size], device), mean, std)
+        y = torch.from_numpy(data.labels[i : i + batch_size]).to(device)
         logits = model(x)[0]
         total_loss += float(nnf.cross_entropy(logits, y, reduction="sum"))
         for t, p in zip(y.tolist(), logits.argmax(1).tolist()):
@@ -262,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that decode/generate clips")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--device", default="cpu", help="torch device to train on: cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -305,9 +310,10 @@ def backbone_features(model: torch.nn.Module, data: Dataset, mean: list[float], 
                       batch_size: int = 32) -> torch.Tensor:
     """The frozen blocks' feature maps of every training clip, once: float16 [N, T, C, h, w]."""
     model.stem.eval()
+    device = next(model.parameters()).device
     out = []
     for i in range(0, len(data.labels), batch_size):
-        x = standardize(to_input(data.clips[i : i + batch_size]), mean, std)
+        x = standardize(to_input(data.clips[i : i + batch_size], device), mean, std)
         f = model.stem.features(x.flatten(0, 1))
         out.append(f.reshape(x.shape[0], x.shape[1], *f.shape[1:]).half())
     return torch.cat(out)
@@ -317,12 +323,12 @@ def cached_forward(model: torch.nn.Module, cached: torch.Tensor, idx: np.ndarray
                    augment: Augment) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits from cached features. Of the augmentations only time reversal (with its label swap)
     applies to features: flips and color changes would need the pixels."""
-    f = cached[torch.from_numpy(idx)].float()
-    y = torch.from_numpy(labels[idx]).clone()
+    f = cached[torch.from_numpy(idx).to(cached.device)].float()
+    y = torch.from_numpy(labels[idx]).to(cached.device)
     if augment.reverse is not None:
-        m = torch.rand(len(idx)) < 0.5
+        m = torch.rand(len(idx), device=cached.device) < 0.5
         f[m] = f[m].flip(1)
-        y[m] = augment.reverse[y[m]]
+        y[m] = augment.reverse.to(cached.device)[y[m]]
     b, t = f.shape[:2]
     tokens = model.stem.head(f.flatten(0, 1)).reshape(b, t, -1)
     return model.encode(tokens)[0], y
@@ -344,7 +350,8 @@ def train(args: argparse.Namespace) -> dict:
     if args.backbone != "none":
         config |= {"backbone": args.backbone, "backbone_blocks": args.backbone_blocks,
                    "freeze_backbone": args.freeze_backbone}
-    model = build_network(args.architecture, config)
+    device = torch.device(args.device)
+    model = build_network(args.architecture, config).to(device)
     if hasattr(model, "cfg"):
         config = model.cfg.to_dict()  # the architecture's full config, defaults included
     mean, std = (MEAN, STD) if args.backbone == "none" else backbone_normalization(args.backbone)
@@ -368,12 +375,12 @@ def train(args: argparse.Namespace) -> dict:
     start_epoch, step, best = 0, 0, -1.0
     last_path, best_path = args.out / "last.pt", args.out / "best.pt"
     if args.resume and last_path.exists():
-        state = torch.load(last_path, weights_only=False)
+        state = torch.load(last_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, step, best, history = state["epoch"] + 1, state["step"], state["best"], state["history"]
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
         print(f"resumed from {last_path} at epoch {start_epoch}")
 
     rng = np.random.default_rng(args.seed)
@@ -394,7 +401,8 @@ def train(args: argparse.Namespace) -> dict:
             if cached is not None:
                 logits, y = cached_forward(model, cached, idx, train_data.labels, augment)
             else:
-                x, y = augment(to_input(train_data.clips[idx]), torch.from_numpy(train_data.labels[idx]))
+                x, y = augment(to_input(train_data.clips[idx], device),
+                               torch.from_numpy(train_data.labels[idx]).to(device))
                 logits = model(standardize(x, mean, std))[0]
             loss = nnf.cross_entropy(logits, y, label_smoothing=0.05)
             optimizer.zero_grad(set_to_none=True)
@@ -414,7 +422,8 @@ def train(args: argparse.Namespace) -> dict:
         history.append(record)
         print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
               f"val top-1 {val['top1']:.4f}  ({record['seconds']:.0f}s)", flush=True)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        # Weights on the CPU: the checkpoint exports and resumes wherever it is opened.
+        state = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "history": history,
                  "best": max(best, val["top1"]), "rng": torch.get_rng_state(), "config": config,
                  "architecture": args.architecture,
@@ -425,7 +434,7 @@ def train(args: argparse.Namespace) -> dict:
             best = val["top1"]
             torch.save(state, best_path)
 
-    final = torch.load(best_path, weights_only=False) if best_path.exists() else None
+    final = torch.load(best_path, map_location="cpu", weights_only=False) if best_path.exists() else None
     metrics = {
         "data": args.data, "train_clips": int(len(train_data.labels)), "val_clips": int(len(val_data.labels)),
         "epochs": len(history), "steps": step, "data_seconds": round(data_s, 1),

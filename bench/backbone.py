@@ -1,0 +1,137 @@
+"""What a pretrained backbone buys on the motion task: top-1 from 500 and 2,000 training clips.
+
+    python -m bench.backbone --device cuda --out runs/backbone           # train the six runs
+    python -m bench.backbone --out runs/backbone --evaluate-only         # re-read their results
+
+Six runs of `models.train`, one pipeline with the service's: the seed's per-frame CNN trained
+from scratch, ImageNet-pretrained EfficientNet-Lite0 blocks kept frozen (their features
+computed once per clip and cached), and the same blocks fine-tuned (at 0.1x the learning
+rate), each on the first 500 and on the first 2,000 clips of one synthetic training set.
+Every run gets the same optimisation budget (`--clip-passes` clips through the network,
+so 4x the epochs at 500 clips) and is scored on the same 1,000 held-out synthetic clips,
+the best epoch kept as `models.train` keeps it.
+
+Printed per run: held-out top-1, training seconds per clip pass (the feature cache
+included), and the network's parameters (trained / total). What a clip costs to serve is
+measured separately on this CPU (`--serve-cost`, ONNX Runtime on the exported runs), and
+how the runs fare on clips they were not drawn from (the independent renderer, bench.shift)
+by `--shift N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RUNS = (("scratch", []), ("frozen", ["--backbone", "efficientnet_lite0", "--freeze-backbone"]),
+        ("finetuned", ["--backbone", "efficientnet_lite0"]))
+
+
+def _dataset_key(seed: int, count: int, frames: int, size: int, share: float) -> str:
+    return f"synthetic-v1-{seed}-{count}-{frames}-{size}-{share}"
+
+
+def prepare_data(cache: Path, sizes: list[int], val_size: int, workers: int, seed: int = 0,
+                 frames: int = 16, size: int = 64, share: float = 0.15) -> None:
+    """Generate the largest training set once; the smaller ones are its first clips (the
+    synthetic set's clip i depends on (seed, i) alone), written under their own cache keys."""
+    from models.train import synthetic_dataset
+
+    big = max(sizes)
+    data = synthetic_dataset(seed, big, frames, size, share, workers, cache, f"generate {big}")
+    for n in sizes:
+        path = cache / f"{_dataset_key(seed, n, frames, size, share)}.npz"
+        if n != big and not path.exists():
+            np.savez(path, clips=data.clips[:n], labels=data.labels[:n])
+    synthetic_dataset(seed + 7919, val_size, frames, size, share, workers, cache, "generate val")
+
+
+def train_all(args: argparse.Namespace) -> list[dict]:
+    from models.train import build_parser, train
+
+    cache = args.out / "cache"
+    t0 = time.perf_counter()
+    prepare_data(cache, args.sizes, args.val_size, args.workers)
+    print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    results = []
+    for n in args.sizes:
+        epochs = max(1, round(args.clip_passes / n))
+        for name, extra in RUNS:
+            run = args.out / f"{name}-{n}"
+            if run.exists():
+                shutil.rmtree(run)
+            argv = ["--out", str(run), "--cache", str(cache), "--train-size", str(n), "--val-size",
+                    str(args.val_size), "--epochs", str(epochs), "--batch-size", str(args.batch_size),
+                    "--workers", str(args.workers), "--device", args.device, "--quiet", *extra]
+            print(f"== {name}, {n} clips, {epochs} epochs", flush=True)
+            metrics = train(build_parser().parse_args(argv))
+            results.append(summarize(name, n, run, metrics))
+            # After every run: a run cut short still leaves the ones before it.
+            (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def summarize(name: str, n: int, run: Path, metrics: dict) -> dict:
+    import torch
+
+    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    total = sum(v.numel() for k, v in state["model"].items() if not k.endswith(("running_mean", "running_var",
+                                                                                 "num_batches_tracked")))
+    pretrained = sum(v.numel() for k, v in state["model"].items()
+                     if k.startswith(("stem.conv_stem", "stem.bn0", "stem.blocks"))
+                     and not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    trained = total - pretrained if name == "frozen" else total
+    best = metrics["best_val"] or {}
+    return {"run": name, "train_clips": n, "epochs": metrics["epochs"], "val_top1": best.get("top1"),
+            "val_clips": best.get("count"), "best_epoch": int(state["epoch"]) + 1,
+            "train_seconds": metrics["train_seconds"], "feature_cache_seconds": metrics["feature_cache_seconds"],
+            "seconds_per_clip_pass": metrics["seconds_per_clip"], "params_total": total,
+            "params_trained": trained}
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"\n{'run':>10s} {'clips':>6s} {'epochs':>6s} {'top-1':>6s} {'best ep':>7s} "
+          f"{'train s':>8s} {'ms/clip pass':>12s} {'params trained/total':>22s}")
+    for r in results:
+        print(f"{r['run']:>10s} {r['train_clips']:6d} {r['epochs']:6d} {r['val_top1']:6.3f} {r['best_epoch']:7d} "
+              f"{r['train_seconds'] + r['feature_cache_seconds']:8.1f} {1000 * r['seconds_per_clip_pass']:12.3f} "
+              f"{r['params_trained']:>10,d} / {r['params_total']:<10,d}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("runs/backbone"))
+    ap.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
+    ap.add_argument("--val-size", type=int, default=1000)
+    ap.add_argument("--clip-passes", type=int, default=40000,
+                    help="clips through the network per run (epochs = this / training clips)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--evaluate-only", action="store_true", help="re-read results.json instead of training")
+    args = ap.parse_args(argv)
+    results_path = args.out / "results.json"
+    if args.evaluate_only:
+        results = json.loads(results_path.read_text())
+    else:
+        import torch
+
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            sys.exit("--device cuda: no CUDA device here")
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+        print("torch", torch.__version__, "device", args.device,
+              torch.cuda.get_device_name() if args.device.startswith("cuda") else "", flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        results = train_all(args)
+    print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
