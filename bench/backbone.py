@@ -63,6 +63,8 @@ def train_all(args: argparse.Namespace) -> list[dict]:
     for n in args.sizes:
         epochs = max(1, round(args.clip_passes / n))
         for name, extra in RUNS:
+            if name not in args.runs:
+                continue
             run = args.out / f"{name}-{n}"
             if run.exists():
                 shutil.rmtree(run)
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="clips through the network per run (epochs = this / training clips)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--runs", nargs="+", default=[name for name, _ in RUNS], choices=[name for name, _ in RUNS])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--evaluate-only", action="store_true", help="re-read results.json instead of training")
     args = ap.parse_args(argv)
