@@ -53,30 +53,37 @@ def prepare_data(cache: Path, sizes: list[int], val_size: int, workers: int, see
 
 
 def train_all(args: argparse.Namespace) -> list[dict]:
+    cache = args.out / "cache"
+    results: list[dict] = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        prepare_data(cache, args.sizes, args.val_size, args.workers, seed)
+        print(f"data of seed {seed} ready in {time.perf_counter() - t0:.0f} s", flush=True)
+        train_seed(args, seed, cache, results)
+    return results
+
+
+def train_seed(args: argparse.Namespace, seed: int, cache: Path, results: list[dict]) -> None:
+    """The runs of one replicate: its own training and validation clips and initialisation."""
     from models.train import build_parser, train
 
-    cache = args.out / "cache"
-    t0 = time.perf_counter()
-    prepare_data(cache, args.sizes, args.val_size, args.workers)
-    print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
-    results = []
     for n in args.sizes:
         epochs = max(1, round(args.clip_passes / n))
         for name, extra in RUNS:
             if name not in args.runs:
                 continue
-            run = args.out / f"{name}-{n}"
+            run = args.out / f"{name}-{n}-s{seed}"
             if run.exists():
                 shutil.rmtree(run)
             argv = ["--out", str(run), "--cache", str(cache), "--train-size", str(n), "--val-size",
                     str(args.val_size), "--epochs", str(epochs), "--batch-size", str(args.batch_size),
-                    "--workers", str(args.workers), "--device", args.device, "--quiet", *extra]
-            print(f"== {name}, {n} clips, {epochs} epochs", flush=True)
+                    "--workers", str(args.workers), "--device", args.device, "--quiet", "--seed", str(seed),
+                    "--eval-every", str(max(1, epochs // 10)), *extra]
+            print(f"== {name}, {n} clips, {epochs} epochs, seed {seed}", flush=True)
             metrics = train(build_parser().parse_args(argv))
-            results.append(summarize(name, n, run, metrics))
+            results.append(summarize(name, n, run, metrics) | {"seed": seed})
             # After every run: a run cut short still leaves the ones before it.
             (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 def summarize(name: str, n: int, run: Path, metrics: dict) -> dict:
@@ -90,7 +97,8 @@ def summarize(name: str, n: int, run: Path, metrics: dict) -> dict:
                      and not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
     trained = total - pretrained if name == "frozen" else total
     best = metrics["best_val"] or {}
-    return {"run": name, "train_clips": n, "epochs": metrics["epochs"], "val_top1": best.get("top1"),
+    return {"run": name, "train_clips": n, "epochs": metrics["epochs"], "val_top1": metrics["final_val_top1"],
+            "best_val_top1": best.get("top1"),
             "val_clips": best.get("count"), "best_epoch": int(state["epoch"]) + 1,
             "train_seconds": metrics["train_seconds"], "feature_cache_seconds": metrics["feature_cache_seconds"],
             "seconds_per_clip_pass": metrics["seconds_per_clip"], "params_total": total,
@@ -98,12 +106,19 @@ def summarize(name: str, n: int, run: Path, metrics: dict) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    print(f"\n{'run':>10s} {'clips':>6s} {'epochs':>6s} {'top-1':>6s} {'best ep':>7s} "
-          f"{'train s':>8s} {'ms/clip pass':>12s} {'params trained/total':>22s}")
+    print(f"\n{'run':>10s} {'clips':>6s} {'seed':>4s} {'epochs':>6s} {'top-1':>6s} {'train s':>8s} "
+          f"{'ms/clip pass':>12s} {'params trained/total':>22s}")
     for r in results:
-        print(f"{r['run']:>10s} {r['train_clips']:6d} {r['epochs']:6d} {r['val_top1']:6.3f} {r['best_epoch']:7d} "
+        print(f"{r['run']:>10s} {r['train_clips']:6d} {r.get('seed', 0):4d} {r['epochs']:6d} {r['val_top1']:6.3f} "
               f"{r['train_seconds'] + r['feature_cache_seconds']:8.1f} {1000 * r['seconds_per_clip_pass']:12.3f} "
               f"{r['params_trained']:>10,d} / {r['params_total']:<10,d}")
+    groups: dict[tuple[str, int], list[float]] = {}
+    for r in results:
+        groups.setdefault((r["run"], r["train_clips"]), []).append(r["val_top1"])
+    print(f"\nheld-out top-1 after the last epoch, over seeds:\n{'run':>10s} {'clips':>6s} {'mean':>6s} "
+          f"{'min':>6s} {'max':>6s} {'seeds':>5s}")
+    for (name, n), v in sorted(groups.items(), key=lambda kv: (kv[0][1], [r for r, _ in RUNS].index(kv[0][0]))):
+        print(f"{name:>10s} {n:6d} {np.mean(v):6.3f} {min(v):6.3f} {max(v):6.3f} {len(v):5d}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--runs", nargs="+", default=[name for name, _ in RUNS], choices=[name for name, _ in RUNS])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="replicates: each seed draws its own training and validation clips and initialisation")
     ap.add_argument("--evaluate-only", action="store_true", help="re-read results.json instead of training")
     args = ap.parse_args(argv)
     results_path = args.out / "results.json"

@@ -266,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that decode/generate clips")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--eval-every", type=int, default=1,
+                   help="validate and checkpoint every N epochs (and after the last)")
     p.add_argument("--device", default="cpu", help="torch device to train on: cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -416,6 +418,8 @@ def train(args: argparse.Namespace) -> dict:
             if args.max_steps and step >= args.max_steps:
                 break
         train_s += time.perf_counter() - epoch_start
+        if (epoch + 1) % args.eval_every and epoch + 1 < args.epochs:
+            continue  # validation (and the checkpoints it decides) every --eval-every epochs and the last
         val = evaluate(model, val_data, labels, mean=mean, std=std)
         record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)),
                   "val_loss": val["loss"], "val_top1": val["top1"], "seconds": time.perf_counter() - epoch_start}
@@ -442,6 +446,7 @@ def train(args: argparse.Namespace) -> dict:
         "seconds_per_clip": round((train_s + cache_s) / max(1, len(train_data.labels) * len(history)), 5),
         "backbone": args.backbone, "freeze_backbone": args.freeze_backbone, "history": history,
         "best_val": final["val"] if final else None,
+        "final_val_top1": history[-1]["val_top1"] if history else None,
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if final:
