@@ -1,7 +1,8 @@
 """What a pretrained backbone buys on the motion task: top-1 from 500 and 2,000 training clips.
 
     python -m bench.backbone --device cuda --out runs/backbone           # train the six runs
-    python -m bench.backbone --out runs/backbone --evaluate-only         # re-read their results
+    python -m bench.backbone --evaluate-only bench/results/backbone-h200.json   # re-read results
+    python -m bench.backbone --serve-cost runs/x/scratch runs/x/finetuned      # cost per clip, this CPU
 
 Six runs of `models.train`, one pipeline with the service's: the seed's per-frame CNN trained
 from scratch, ImageNet-pretrained EfficientNet-Lite0 blocks kept frozen (their features
@@ -121,6 +122,38 @@ def print_table(results: list[dict]) -> None:
         print(f"{name:>10s} {n:6d} {np.mean(v):6.3f} {min(v):6.3f} {max(v):6.3f} {len(v):5d}")
 
 
+def serve_cost(model_dirs: list[Path], batches: tuple[int, ...] = (1, 8), rounds: int = 5, repeat: int = 10) -> None:
+    """ONNX Runtime on this CPU, as the service runs it: ms per clip of each exported run at each
+    batch size, rounds interleaved so that load on the machine falls on every model alike;
+    ratios against the first directory."""
+    import onnxruntime as ort
+
+    from models.manifest import ModelManifest
+
+    sessions = []
+    for d in model_dirs:
+        m = ModelManifest.load(d)
+        sessions.append((d.name, m, ort.InferenceSession(str(d / m.onnx_file), providers=["CPUExecutionProvider"])))
+    times: dict[tuple[str, int], list[float]] = {}
+    rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        for b in batches:
+            for name, m, sess in sessions:
+                x = rng.standard_normal((b, m.num_frames, 3, *m.size)).astype(np.float32)
+                sess.run(None, {m.input_name: x})  # warm this shape
+                t0 = time.perf_counter()
+                for _ in range(repeat):
+                    sess.run(None, {m.input_name: x})
+                times.setdefault((name, b), []).append((time.perf_counter() - t0) / repeat / b)
+    base = sessions[0][0]
+    print(f"\nONNX Runtime CPU, ms per clip (median of {rounds} interleaved rounds), ratio to {base}:")
+    for b in batches:
+        ref = float(np.median(times[(base, b)]))
+        for name, _, _ in sessions:
+            ms = float(np.median(times[(name, b)]))
+            print(f"  batch {b:2d} {name:>16s} {1000 * ms:8.2f} ms/clip  x{ms / ref:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/backbone"))
@@ -134,11 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
                     help="replicates: each seed draws its own training and validation clips and initialisation")
-    ap.add_argument("--evaluate-only", action="store_true", help="re-read results.json instead of training")
+    ap.add_argument("--evaluate-only", type=Path, metavar="RESULTS_JSON",
+                    help="print the tables of an earlier run's results.json instead of training")
+    ap.add_argument("--serve-cost", type=Path, nargs="+", metavar="MODEL_DIR",
+                    help="exported runs (models.export): time them on ONNX Runtime CPU instead of training")
     args = ap.parse_args(argv)
-    results_path = args.out / "results.json"
+    if args.serve_cost:
+        serve_cost(args.serve_cost)
+        return 0
     if args.evaluate_only:
-        results = json.loads(results_path.read_text())
+        results = json.loads(args.evaluate_only.read_text())
     else:
         import torch
 

@@ -236,17 +236,21 @@ def main(argv: list[str] | None = None) -> None:
     from service.settings import Settings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "motion")
+    p.add_argument("--model", type=Path, nargs="+", default=[Path(__file__).resolve().parents[1] / "models" / "motion"],
+                   help="model directories; several are scored on the same clips (service defaults only)")
     p.add_argument("--clips", type=int, default=90)
     p.add_argument("--seed", type=int, default=900_000)
     args = p.parse_args(argv)
     av.logging.set_level(av.logging.ERROR)
     # The service's /classify pipeline in-process, with its default decode and with exact decoding.
-    variants = {
-        "service defaults": Pipelines.local(args.model, Settings(model_dir=args.model)),
-        "exact": Pipelines.local(args.model, Settings(model_dir=args.model, decode_mode="exact",
-                                                      decode_loop_filter=True)),
-    }
+    if len(args.model) == 1:
+        model = args.model[0]
+        variants = {
+            "service defaults": Pipelines.local(model, Settings(model_dir=model)),
+            "exact": Pipelines.local(model, Settings(model_dir=model, decode_mode="exact", decode_loop_filter=True)),
+        }
+    else:  # each clip is drawn and encoded once, and every model classifies the same file
+        variants = {m.name: Pipelines.local(m, Settings(model_dir=m)) for m in args.model}
     right = Counter()
     per_label: dict[str, Counter] = {v: Counter() for v in variants}
     per_pair: dict[str, Counter] = {v: Counter() for v in variants}

@@ -388,7 +388,7 @@ def train(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     for _ in range(start_epoch):
         rng.permutation(len(train_data.labels))  # keep the shuffle sequence of an uninterrupted run
-    train_s = 0.0
+    train_s, epochs_run = 0.0, 0
     for epoch in range(start_epoch, args.epochs):
         if args.max_steps and step >= args.max_steps:
             break
@@ -418,6 +418,7 @@ def train(args: argparse.Namespace) -> dict:
             if args.max_steps and step >= args.max_steps:
                 break
         train_s += time.perf_counter() - epoch_start
+        epochs_run += 1
         if (epoch + 1) % args.eval_every and epoch + 1 < args.epochs:
             continue  # validation (and the checkpoints it decides) every --eval-every epochs and the last
         val = evaluate(model, val_data, labels, mean=mean, std=std)
@@ -441,9 +442,9 @@ def train(args: argparse.Namespace) -> dict:
     final = torch.load(best_path, map_location="cpu", weights_only=False) if best_path.exists() else None
     metrics = {
         "data": args.data, "train_clips": int(len(train_data.labels)), "val_clips": int(len(val_data.labels)),
-        "epochs": len(history), "steps": step, "data_seconds": round(data_s, 1),
+        "epochs": start_epoch + epochs_run, "steps": step, "data_seconds": round(data_s, 1),
         "train_seconds": round(train_s, 1), "feature_cache_seconds": round(cache_s, 1),
-        "seconds_per_clip": round((train_s + cache_s) / max(1, len(train_data.labels) * len(history)), 5),
+        "seconds_per_clip": round((train_s + cache_s) / max(1, len(train_data.labels) * epochs_run), 5),
         "backbone": args.backbone, "freeze_backbone": args.freeze_backbone, "history": history,
         "best_val": final["val"] if final else None,
         "final_val_top1": history[-1]["val_top1"] if history else None,

@@ -55,6 +55,18 @@ def test_resume_continues_from_the_last_epoch(tiny_run: Path, capsys: pytest.Cap
     assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
 
 
+def test_eval_every_validates_every_nth_epoch_and_the_last(tiny_run: Path, tmp_path: Path) -> None:
+    args = build_parser().parse_args([
+        "--out", str(tmp_path), "--cache", str(tiny_run / "cache"), "--train-size", "40", "--val-size", "20",
+        "--epochs", "3", "--eval-every", "2", "--batch-size", "8", "--workers", "1", "--quiet",
+        "--encoded-share", "0.2", *TINY,
+    ])
+    metrics = train(args)
+    assert [h["epoch"] for h in metrics["history"]] == [2, 3]
+    assert metrics["epochs"] == 3 and metrics["final_val_top1"] == metrics["history"][-1]["val_top1"]
+    assert (tmp_path / "best.pt").exists()
+
+
 def test_a_few_steps_lower_the_loss() -> None:
     torch.manual_seed(0)
     clips, labels = zip(*(synthetic.make_clip(seed, 8, (32, 32), 0.0) for seed in range(10)))
