@@ -30,7 +30,7 @@ import onnxruntime as ort
 
 from bench import realmedia
 from models import frames as F
-from models.domain import DomainScorer
+from models.domain import load_scorer
 from models.manifest import ModelManifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +54,20 @@ class Reader:
         spec = self.manifest.domain
         if spec is None:
             sys.exit(f"{model_dir} carries no domain statistics: run python -m models.domain first")
-        self.scorer = DomainScorer.load(model_dir, spec.file, spec.threshold)
+        self.scorer = load_scorer(model_dir, spec.method, spec.file, spec.threshold)
         self.session = ort.InferenceSession(str(model_dir / self.manifest.onnx_file),
                                             providers=["CPUExecutionProvider"])
         self.options = decode_options(self.settings, busy=False)
 
-    def embeddings(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.manifest.outputs.embeddings], {self.manifest.input_name: x})[0]
+    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        o = self.manifest.outputs
+        keys = ["embeddings"] + (["features"] if o.features else [])
+        return dict(zip(keys, self.session.run([getattr(o, k) for k in keys], {self.manifest.input_name: x}),
+                        strict=True))
+
+    def clip_distances(self, x: np.ndarray) -> np.ndarray:
+        """Normalized clips [B, T, 3, H, W] -> each clip's distance, as the service scores them."""
+        return self.scorer.score_clips(self.outputs(x), x)
 
     def video(self, path: Path, windows_s: float | None = None) -> list[float]:
         """The whole video's distance, as /classify computes it; with `windows_s`, one per window."""
@@ -79,7 +86,7 @@ class Reader:
         out = []
         for plan in plans:
             _, x = prep.decode_clips(path, info, plan, self.options)
-            out.append(self.scorer.distance(self.embeddings(x)))
+            out.append(float(self.clip_distances(x).mean()))
         return out
 
 
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         m = reader.manifest
         groups["in: held-out synthetic"] = [
             float(d) for i in range(0, len(clips), 64)
-            for d in scorer.clip_distances(reader.embeddings(normalize(clips[i : i + 64], m.mean, m.std)))
+            for d in reader.clip_distances(normalize(clips[i : i + 64], m.mean, m.std))
         ]
     else:
         print(f"{args.held_out} missing: no held-out synthetic clips", file=sys.stderr)
