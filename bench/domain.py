@@ -12,7 +12,8 @@ filmed with camera moves (pan, tilt, zoom in/out, still) in H.264 and VP9 at two
 
 Prints ROC AUC (distance as the score, out-of-domain positive), and at the model's own
 calibrated threshold: the share of in-domain clips wrongly flagged and of out-of-domain
-clips wrongly kept.
+clips wrongly kept; and what the scoring costs per clip against the model's own inference
+(`cost`, both timed in the same loop).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import onnxruntime as ort
 
 from bench import realmedia
 from models import frames as F
-from models.domain import DomainScorer
+from models.domain import load_scorer
 from models.manifest import ModelManifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +55,20 @@ class Reader:
         spec = self.manifest.domain
         if spec is None:
             sys.exit(f"{model_dir} carries no domain statistics: run python -m models.domain first")
-        self.scorer = DomainScorer.load(model_dir, spec.file, spec.threshold)
+        self.scorer = load_scorer(model_dir, spec.method, spec.file, spec.threshold)
         self.session = ort.InferenceSession(str(model_dir / self.manifest.onnx_file),
                                             providers=["CPUExecutionProvider"])
         self.options = decode_options(self.settings, busy=False)
 
-    def embeddings(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.manifest.outputs.embeddings], {self.manifest.input_name: x})[0]
+    def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        o = self.manifest.outputs
+        keys = ["embeddings"] + (["features"] if o.features else [])
+        return dict(zip(keys, self.session.run([getattr(o, k) for k in keys], {self.manifest.input_name: x}),
+                        strict=True))
+
+    def clip_distances(self, x: np.ndarray) -> np.ndarray:
+        """Normalized clips [B, T, 3, H, W] -> each clip's distance, as the service scores them."""
+        return self.scorer.score_clips(self.outputs(x), x)
 
     def video(self, path: Path, windows_s: float | None = None) -> list[float]:
         """The whole video's distance, as /classify computes it; with `windows_s`, one per window."""
@@ -79,8 +87,29 @@ class Reader:
         out = []
         for plan in plans:
             _, x = prep.decode_clips(path, info, plan, self.options)
-            out.append(self.scorer.distance(self.embeddings(x)))
+            out.append(float(self.clip_distances(x).mean()))
         return out
+
+
+def scoring_cost(reader: Reader, x: np.ndarray, repeats: int = 20) -> dict:
+    """ms per clip of the `domain` scoring (numpy) against the model's own inference (ORT, the
+    baseline), at batch 1 and at the batch of `x`, interleaved in the same loop."""
+    out = {}
+    for b in (1, len(x)):
+        xb, infer_s, score_s = x[:b], [], []
+        outputs = reader.outputs(xb)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            outputs = reader.outputs(xb)
+            t1 = time.perf_counter()
+            reader.scorer.score_clips(outputs, xb)
+            infer_s.append(t1 - t0)
+            score_s.append(time.perf_counter() - t1)
+        infer_ms, score_ms = np.median(infer_s) * 1000 / b, np.median(score_s) * 1000 / b
+        out[f"batch_{b}"] = {"inference_ms_per_clip": round(float(infer_ms), 3),
+                             "domain_ms_per_clip": round(float(score_ms), 3),
+                             "domain_over_inference": round(float(score_ms / infer_ms), 3)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,9 +134,11 @@ def main(argv: list[str] | None = None) -> None:
         m = reader.manifest
         groups["in: held-out synthetic"] = [
             float(d) for i in range(0, len(clips), 64)
-            for d in scorer.clip_distances(reader.embeddings(normalize(clips[i : i + 64], m.mean, m.std)))
+            for d in reader.clip_distances(normalize(clips[i : i + 64], m.mean, m.std))
         ]
+        cost = scoring_cost(reader, normalize(clips[:8], m.mean, m.std))
     else:
+        cost = None
         print(f"{args.held_out} missing: no held-out synthetic clips", file=sys.stderr)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         "roc_auc": round(roc_auc(inside, outside), 4) if len(inside) and len(outside) else None,
         "in_domain_flagged": round(float(np.mean(inside > t)), 4) if len(inside) else None,
         "out_of_domain_kept": round(float(np.mean(outside <= t)), 4) if len(outside) else None,
+        "cost": cost,
     }
     print(json.dumps(report, indent=2))
 

@@ -21,6 +21,9 @@ class ModelOutputs(BaseModel):
     logits: str = "logits"
     attention: str = "attention"
     embeddings: str = "embeddings"
+    # Optional: per-frame pooled inner activations [B, T, F] that `domain` reads (models/domain.py,
+    # models/features_output.py); a model without it serves the same way.
+    features: str | None = None
 
 
 class SamplingPolicy(BaseModel):

@@ -77,6 +77,8 @@ class TensorPipeline:
         self.settings = settings
         m = model.manifest
         self.output_names = {getattr(m.outputs, k): k for k in _OUTPUT_KEYS}
+        if m.outputs.features:  # optional (models/features_output.py)
+            self.output_names[m.outputs.features] = "features"
 
     @property
     def input_shape(self) -> list[int]:

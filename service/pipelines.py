@@ -25,7 +25,7 @@ import numpy as np
 
 from models import sampling
 from models.cancel import CancelToken, DecodeBudgetExceeded, DecodeCancelled
-from models.domain import DomainScorer
+from models.domain import Scorer
 from models.frames import (
     DecodeOptions,
     HeaderLimits,
@@ -83,7 +83,7 @@ class PipelineModel:
     manifest: ModelManifest
     preprocessing: Preprocessing
     forward: Forward
-    domain: DomainScorer | None = None  # training-data statistics, for the `domain` answer
+    domain: Scorer | None = None  # training-data statistics, for the `domain` answer
 
     @property
     def ref(self) -> ModelRef:
@@ -318,7 +318,8 @@ class ClassifyPipeline(_Pipeline):
                     for f in frames],
             keyframes=post.keyframes(frames, s.keyframes_max),
             segments=timeline,
-            domain=DomainAnswer(**self.model.domain.answer(result.outputs["embeddings"][:n]))
+            domain=DomainAnswer(**self.model.domain.video_answer({k: v[:n] for k, v in result.outputs.items()},
+                                                                 inputs.x[:n]))
             if self.model.domain is not None else None,
             timings_ms=Timings(decode=inputs.decode_s * 1000, queue=result.queue_ms, inference=result.inference_ms,
                                total=(time.perf_counter() - started) * 1000),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from models.domain import DomainScorer
+from models.domain import ENSEMBLE, Scorer, load_scorer
 from models.manifest import ModelManifest
 
 log = logging.getLogger("service")
@@ -60,6 +60,10 @@ class OnnxModel:
         self.output_names = [
             self.manifest.outputs.logits, self.manifest.outputs.attention, self.manifest.outputs.embeddings
         ]
+        self.output_keys = ["logits", "attention", "embeddings"]
+        if self.manifest.outputs.features:  # optional: what `domain` reads (models/features_output.py)
+            self.output_names.append(self.manifest.outputs.features)
+            self.output_keys.append("features")
         self._check_contract()
         # On the GPU, IO binding copies the batch to the device once and the outputs straight
         # into host memory, without ORT's per-run staging; on the CPU there is nothing to save.
@@ -81,7 +85,7 @@ class OnnxModel:
         if isinstance(classes, int) and classes != len(m.labels):
             raise ValueError(f"the graph returns {classes} class scores but model.json lists {len(m.labels)} labels")
 
-    def _domain_statistics(self) -> DomainScorer | None:
+    def _domain_statistics(self) -> Scorer | None:
         """Training-data statistics for the `domain` answer, when the model directory has them.
 
         They are optional: a directory copied without its statistics file still serves its
@@ -90,8 +94,12 @@ class OnnxModel:
         spec = self.manifest.domain
         if spec is None:
             return None
+        if spec.method == ENSEMBLE and not self.manifest.outputs.features:
+            log.warning("model %s: domain method %s reads the graph's `features` output, which model.json "
+                        "does not name; answering without `domain`", self.manifest.name, spec.method)
+            return None
         try:
-            return DomainScorer.load(self.model_dir, spec.file, spec.threshold)
+            return load_scorer(self.model_dir, spec.method, spec.file, spec.threshold)
         except (OSError, KeyError, ValueError) as exc:
             log.warning("model %s: domain statistics %s unreadable (%s); answering without `domain`",
                         self.manifest.name, self.model_dir / spec.file, exc)
@@ -124,7 +132,7 @@ class OnnxModel:
             outputs = binding.copy_outputs_to_cpu()
         else:
             outputs = self.session.run(self.output_names, {self.manifest.input_name: clips})
-        return dict(zip(("logits", "attention", "embeddings"), outputs, strict=True))
+        return dict(zip(self.output_keys, outputs, strict=True))
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2)) -> float:
         """Run dummy batches so the first real request does not pay for lazy initialization."""

@@ -42,7 +42,7 @@ def test_health_and_metadata_through_tritonclient(triton) -> None:
     meta = triton.get_model_metadata("motion")
     assert meta["name"] == "motion" and meta["versions"] == ["1"]
     assert meta["inputs"] == [{"name": "frames", "datatype": "FP32", "shape": [-1, *SHAPE]}]
-    assert [o["name"] for o in meta["outputs"]] == ["logits", "attention", "embeddings"]
+    assert [o["name"] for o in meta["outputs"]] == ["logits", "attention", "embeddings", "features"]
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
@@ -54,7 +54,8 @@ def test_infer_returns_what_the_model_computes(triton, reference, server: Thread
     before = _batched_clips(server)
     result = triton.infer("motion", [frames], outputs=outputs, request_id="r1")
     assert result.get_response()["model_name"] == "motion" and result.get_response()["id"] == "r1"
-    want = dict(zip(("logits", "attention", "embeddings"), reference.run(None, {"frames": x}), strict=True))
+    want = dict(zip(("logits", "attention", "embeddings"),
+                    reference.run(["logits", "attention", "embeddings"], {"frames": x}), strict=True))
     for name, expected in want.items():
         got = result.as_numpy(name)
         assert got.shape == expected.shape and got.dtype == np.float32

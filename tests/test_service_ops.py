@@ -28,7 +28,7 @@ def test_health_and_models(server: ThreadServer, client: httpx.Client) -> None:
     assert m["providers"] and m["providers"][-1] == "CPUExecutionProvider"
     meta = client.get(server.url + f"/v2/models/{m['name']}").json()
     assert meta["inputs"][0]["name"] == "frames" and meta["inputs"][0]["shape"][1:] == [16, 3, 64, 64]
-    assert {o["name"] for o in meta["outputs"]} == {"logits", "attention", "embeddings"}
+    assert {o["name"] for o in meta["outputs"]} == {"logits", "attention", "embeddings", "features"}
     ready = client.get(server.url + f"/v2/models/{m['name']}/ready").json()
     assert ready == {"name": m["name"], "ready": True}
     assert client.get(server.url + "/openapi.json").json()["paths"]["/classify"]
