@@ -40,6 +40,7 @@ from models.preprocess import Preprocessing
 from service import pipeline as post
 from service import shots
 from service import summarize as summary
+from service import timeline as search
 from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
 from service.decoding import DecodeTimeoutError
 from service.errors import ApiError
@@ -258,6 +259,7 @@ class ClassifyInputs:
     windows: list[tuple[float, float]]  # timeline windows, one more clip each
     x: np.ndarray  # float32 [clips + windows, T, 3, H, W]
     decode_s: float
+    plan: search.SearchPlan | None = None  # TIMELINE_METHOD=search: the windows are its candidates
 
 
 class ClassifyPipeline(_Pipeline):
@@ -285,8 +287,12 @@ class ClassifyPipeline(_Pipeline):
         info = await probe_upload(self.decoder, deadline, path, s, cancel)
         check_limits(s, info)
         clips = sampling.plan_clips(info, prep.num_frames, s.clip_window_s, s.max_clips, prep.sampling)
-        windows = []
-        if segments:
+        windows, plan = [], None
+        if segments and s.timeline_method == "search":
+            plan = search.plan_search(info.duration_s, s.timeline_window_s, s.timeline_cell_s,
+                                      self._search_budget(len(clips)))
+            windows = plan.windows
+        elif segments:
             windows = sampling.plan_windows(info.duration_s, s.timeline_window_s, s.timeline_max_windows)
         window_clips = sampling.window_clips(info, windows, prep.num_frames, prep.sampling)
         options = self.decoder.options()
@@ -296,7 +302,14 @@ class ClassifyPipeline(_Pipeline):
                                  settings=s)
         decode_s = time.perf_counter() - t0
         self._observe_decode("/classify", decode_s)
-        return ClassifyInputs(info, clips, windows, x, decode_s)
+        return ClassifyInputs(info, clips, windows, x, decode_s, plan)
+
+    def _search_budget(self, clips: int) -> int:
+        """Candidate clips a timeline search may classify: TIMELINE_MAX_CLIPS, fewer for a model whose
+        clips are large (TIMELINE_MAX_MPX), and never so many that the request alone fills the queue."""
+        s, prep = self.settings, self.model.preprocessing
+        per_clip = prep.num_frames * prep.size[0] * prep.size[1] / 1e6
+        return max(1, min(s.timeline_max_clips, int(s.timeline_max_mpx / per_clip), s.max_queue_size - clips))
 
     def postprocess(self, inputs: ClassifyInputs, result: InferResult, top_k: int, segments: bool,
                     started: float) -> ClassifyResponse:
@@ -306,10 +319,12 @@ class ClassifyPipeline(_Pipeline):
         frames = post.frame_attention(inputs.info, inputs.clips, result.outputs["attention"][:n])
         timeline = None
         if segments:
-            timeline = [
-                TimelineSegment(start_s=t["start_s"], end_s=t["end_s"], labels=_labels(t["labels"]))
-                for t in post.timeline(inputs.windows, probs[n:], inputs.info.duration_s, labels, s.timeline_labels)
-            ]
+            if inputs.plan is not None:
+                spans = search.segment(inputs.plan, probs[n:], labels, s.timeline_labels, s.timeline_penalty)
+            else:
+                spans = post.timeline(inputs.windows, probs[n:], inputs.info.duration_s, labels, s.timeline_labels)
+            timeline = [TimelineSegment(start_s=t["start_s"], end_s=t["end_s"], labels=_labels(t["labels"]))
+                        for t in spans]
         return ClassifyResponse(
             model=self.model.ref,
             video=video_meta(inputs.info),
