@@ -249,6 +249,16 @@ class _Pipeline:
         return deadline if deadline is not None else time.perf_counter() + self.settings.request_timeout_s
 
 
+async def order_matters(model: PipelineModel, deadline: float, settings: Settings) -> bool:
+    """Whether the model answers a clip and the same clip played backwards differently: one clip of
+    seeded noise frames, both ways (two clips, once per model)."""
+    prep = model.preprocessing
+    frames = np.random.default_rng(0).integers(0, 256, (prep.num_frames, *prep.size, 3), dtype=np.uint8)
+    x = prep.normalize(np.stack([frames, frames[::-1]]))
+    logits = (await run_forward(model, x, deadline, settings)).outputs["logits"].astype(np.float64)
+    return not np.allclose(logits[0], logits[1], rtol=1e-3, atol=1e-3 * (1.0 + float(np.abs(logits).max())))
+
+
 # ---------------------------------------------------------------- /classify
 
 
@@ -264,6 +274,20 @@ class ClassifyInputs:
 
 class ClassifyPipeline(_Pipeline):
     """Labels, per-frame attention, keyframes and an optional timeline of one video."""
+
+    _temporal: bool | None = None  # whether the model's answer depends on frame order (TIMELINE_METHOD=auto)
+
+    async def timeline_method(self, deadline: float) -> str:
+        """TIMELINE_METHOD, with `auto` decided once per model: a model whose answer depends on the
+        order of its frames (a motion model) gets the search, which shows it whole behaviours; one that
+        pools its frames (an image classifier) names what each window shows, and there fixed windows
+        are right: its clip of a segment is named after the segment's most salient frames, so the
+        search would merge a part showing nothing into a neighbour showing something."""
+        if self.settings.timeline_method != "auto":
+            return self.settings.timeline_method
+        if self._temporal is None:
+            self._temporal = await order_matters(self.model, deadline, self.settings)
+        return "search" if self._temporal else "windows"
 
     def validate(self, top_k: int) -> None:
         n = len(self.model.manifest.labels)
@@ -288,7 +312,8 @@ class ClassifyPipeline(_Pipeline):
         check_limits(s, info)
         clips = sampling.plan_clips(info, prep.num_frames, s.clip_window_s, s.max_clips, prep.sampling)
         windows, plan = [], None
-        if segments and s.timeline_method == "search":
+        method = await self.timeline_method(deadline) if segments else None
+        if method == "search":
             plan = search.plan_search(info.duration_s, s.timeline_window_s, s.timeline_cell_s,
                                       self._search_budget(len(clips)))
             windows = plan.windows

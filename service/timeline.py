@@ -12,12 +12,17 @@ gets a confident but wrong label. So the timeline is chosen among segmentations 
   length x log p(segment's top label) minus `penalty` per segment; neighbours with the same
   top label then merge.
 
-A candidate's clip leaves out half a grid cell at each end that is not the video's own start
-or end (a guard band): the true change lies anywhere within a cell of the boundary chosen, and
-even a few frames of the neighbouring behaviour at a clip's edge can flip a motion model's
-answer. The number of candidates is (K - m + 1)(K - m + 2) / 2 for segments of at least m
-cells; K is the largest grid that keeps it within the caller's budget, so a request's cost is
-bounded whatever the video's length (a long video gets coarser cells).
+A candidate's clip leaves out half a grid cell (at most a quarter of the segment) at each end
+that is not the video's own start or end (a guard band): the true change lies anywhere within
+a cell of the boundary chosen, and even a few frames of the neighbouring behaviour at a clip's
+edge can flip a motion model's answer. The number of candidates is (K - m + 1)(K - m + 2) / 2
+for segments of at least m cells; K is the largest grid that keeps it within the caller's
+budget, so a request's cost is bounded whatever the video's length (a long video gets coarser
+cells).
+
+Suited to a model whose answer depends on the order of its frames; one that pools its frames
+names any segment after its most salient frames, so TIMELINE_METHOD=auto gives such a model
+fixed windows instead (service.pipelines.ClassifyPipeline.timeline_method).
 """
 
 from __future__ import annotations
@@ -57,9 +62,12 @@ def plan_search(duration_s: float, min_s: float, cell_s: float, max_clips: int) 
             cells, min_cells = k, m
             break
     grid = [duration_s * i / cells for i in range(cells + 1)]
-    guard = GUARD_CELLS * duration_s / cells
     spans = [(i, j) for i in range(cells) for j in range(i + min_cells, cells + 1)]
-    windows = [(grid[i] + (guard if i > 0 else 0.0), grid[j] - (guard if j < cells else 0.0)) for i, j in spans]
+    windows = []
+    for i, j in spans:
+        # At most a quarter of the segment on each side: a one-cell segment keeps half of itself.
+        guard = min(GUARD_CELLS, (j - i) / 4) * duration_s / cells
+        windows.append((grid[i] + (guard if i > 0 else 0.0), grid[j] - (guard if j < cells else 0.0)))
     return SearchPlan(grid, min_cells, spans, windows)
 
 
