@@ -119,6 +119,21 @@ class Tally:
     misses: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+def long_videos(pipes: dict[str, Pipelines], repeat: int = 3) -> int:
+    from bench.longvideo import write_long
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, seconds, fps, size in (("60 s 480x480 30 fps", 60, 30, 480), ("2 h 32x32 1 fps", 7200, 1, 32)):
+            path = write_long(Path(tmp) / f"{seconds}.mp4", seconds, fps, size, shot_s=max(1, seconds // 4))
+            for m, p in pipes.items():
+                runs = [timeline_of(p, path) for _ in range(repeat)]
+                took = sorted(r[2] for r in runs)
+                print(f"{name}: {m:>8s} {took[len(took) // 2] * 1000:.0f} ms/request (median of {repeat}: "
+                      f"{', '.join(f'{t * 1000:.0f}' for t in took)}), {runs[0][1]} model clips, "
+                      f"{len(runs[0][0])} segments", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=40)
@@ -128,11 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS), help="TIMELINE_METHOD values to compare")
     ap.add_argument("--model", default=str(ROOT / "models" / "motion"))
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    ap.add_argument("--long", action="store_true",
+                    help="only time both methods on long videos (bench.longvideo.write_long): 60 s of 480x480 "
+                    "at 30 fps and 2 h of 32x32 at 1 fps")
     args = ap.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     base = Settings(model_dir=Path(args.model))
     pipes = {m: Pipelines.local(args.model, base.model_copy(update={"timeline_method": m}), args.threads)
              for m in methods}
+    if args.long:
+        return long_videos(pipes)
     labels = pipes[methods[0]].classify.model.manifest.labels
     rng = np.random.default_rng(args.seed)
     tallies = {m: Tally() for m in methods}
