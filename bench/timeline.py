@@ -1,20 +1,26 @@
 """Timelines (/classify?segments=true) on clips that play two behaviours one after the other.
 
-    python -m bench.timeline --clips 40 --seed 5000
+    python -m bench.timeline --clips 40 --seed 5000 --singles 20
+    python -m bench.timeline --clips 24 --seed 5000 --fades
 
 Each clip is two models.synthetic specs of different labels sharing one frame size, frame rate,
 background, object shape and colour: the first behaviour for 2-5 s, then the second for 2-5 s
-(the object takes up the second one where its spec puts it). Encoded with libx264 and read
-through the service's own timeline path (plan_windows, uniform_indices over each window,
-decode as the service does, the model, pipeline.timeline). A clip is right when the timeline's
-label at the middle of the first half is the first behaviour and at the middle of the second
-half the second one ("halves"), and "strict" when the timeline's labels, neighbours merged, are
-exactly the two behaviours in order.
+(the object takes up the second one where its spec puts it, at a size scaled to the shared
+frame). Encoded with libx264 and answered by the service's own /classify pipeline in-process
+(service.pipelines: probe, plan, decode as an idle service does, the model, the timeline), once
+per timeline method (TIMELINE_METHOD: `search`, the default, and `windows`, the fixed windows
+it replaced), on the same files. A clip is right when the timeline's label at the middle of
+the first half is the first behaviour and at the middle of the second half the second one
+("halves"), and "strict" when the timeline's labels, neighbours merged, are exactly the two
+behaviours in order. `--singles N` adds N clips of one behaviour (4-10 s): "kept whole" when
+the timeline is that one label, and "quarters" when the label at 1/4 and 3/4 is right.
+Time per request (ms) and model clips per request come from the same runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import tempfile
 import time
@@ -25,12 +31,27 @@ import av
 import numpy as np
 
 from models import synthetic
-from models.frames import normalize, probe_video, read_frames, uniform_indices
-from models.manifest import ModelManifest
-from service import pipeline
+from service.pipelines import Pipelines, run_forward
+from service.schemas import ClassifyResponse
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("search", "windows")
+
+
+def _write(path: Path, fps: float, renderers: list[tuple[synthetic.Renderer, int]]) -> None:
+    first = renderers[0][0]
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        st.width, st.height, st.pix_fmt = first.w, first.h, "yuv420p"
+        st.options = {"crf": "20", "preset": "veryfast"}
+        for r, n in renderers:
+            for i in range(n):
+                frame = av.VideoFrame.from_ndarray(r.frame(i / n), format="rgb24").reformat(format="yuv420p")
+                for p in st.encode(frame):
+                    out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
 
 
 def two_behaviours(path: Path, seed: int, first: str, second: str, rng: np.random.Generator) -> float:
@@ -41,39 +62,76 @@ def two_behaviours(path: Path, seed: int, first: str, second: str, rng: np.rando
     da, db = float(rng.uniform(2.0, 5.0)), float(rng.uniform(2.0, 5.0))
     shared = {k: getattr(a, k) for k in ("width", "height", "background", "shape", "color", "noise_sigma")}
     a = dataclasses.replace(a, fps=fps, duration_s=da, vfr=False)
-    b = dataclasses.replace(b, fps=fps, duration_s=db, vfr=False, **shared)
-    ra, rb = synthetic.Renderer(a, max_side=256), synthetic.Renderer(b, max_side=256)
+    # b's object sizes are pixels of b's own frame: rescale them to the shared frame, or the second
+    # object can be several times the frame (or a speck) and no longer show its behaviour.
+    k = min(a.width, a.height) / min(b.width, b.height)
+    sizes = {"size0": (b.size0[0] * k, b.size0[1] * k), "size1": (b.size1[0] * k, b.size1[1] * k)}
+    b = dataclasses.replace(b, fps=fps, duration_s=db, vfr=False, **shared, **sizes)
     na, nb = round(da * fps), round(db * fps)
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        st.width, st.height, st.pix_fmt = ra.w, ra.h, "yuv420p"
-        st.options = {"crf": "20", "preset": "veryfast"}
-        frames = [ra.frame(i / na) for i in range(na)] + [rb.frame(i / nb) for i in range(nb)]
-        for img in frames:
-            for p in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p", threads=1)):
-                out.mux(p)
-        for p in st.encode(None):
-            out.mux(p)
+    _write(path, fps, [(synthetic.Renderer(a, max_side=256), na), (synthetic.Renderer(b, max_side=256), nb)])
     return na / fps
 
 
-def timeline_labels(path: Path, manifest: ModelManifest, session, settings: Settings) -> list[dict]:
-    """The service's timeline path (/classify?segments=true), in-process, without the batcher."""
-    info = probe_video(path)
-    windows = pipeline.plan_windows(info.duration_s, settings.timeline_window_s, settings.timeline_max_windows)
-    clips = [uniform_indices(info, manifest.num_frames, a, b) for a, b in windows]
-    flat = [i for c in clips for i in c]
-    frames = read_frames(path, info, flat, manifest.size, manifest.resize)
-    x = normalize(frames, manifest.mean, manifest.std).reshape(len(clips), manifest.num_frames, 3, *manifest.size)
-    probs = pipeline.softmax(session.run([manifest.outputs.logits], {manifest.input_name: x})[0])
-    return pipeline.timeline(windows, probs, info.duration_s, manifest.labels, 1)
+def one_behaviour(path: Path, seed: int, label: str, rng: np.random.Generator) -> None:
+    """One behaviour for 4-10 s (a timeline must not split it)."""
+    fps = float(rng.choice([12.0, 15.0, 24.0, 25.0, 30.0]))
+    duration = float(rng.uniform(4.0, 10.0))
+    spec = dataclasses.replace(synthetic.draw_spec(seed, label), fps=fps, duration_s=duration, vfr=False)
+    _write(path, fps, [(synthetic.Renderer(spec, max_side=256), round(duration * fps))])
 
 
-def label_at(segments: list[dict], t: float) -> str:
-    for s in segments:
-        if s["start_s"] <= t <= s["end_s"]:
-            return s["labels"][0]["label"]
-    return segments[-1]["labels"][0]["label"]
+def timeline_of(pipes: Pipelines, path: Path) -> tuple[list[tuple[float, float, str]], int, float]:
+    """The service's /classify?segments=true, in-process: (start, end, top label) spans, the number of
+    clips the model classified, and the request's wall time in seconds."""
+    pipe = pipes.classify
+
+    async def request() -> tuple[ClassifyResponse, int]:
+        # ClassifyPipeline.__call__'s three stages, kept apart to count the clips the model saw.
+        deadline = t0 + pipe.settings.request_timeout_s
+        inputs = await pipe.preprocess(path, True, deadline)
+        result = await run_forward(pipe.model, inputs.x, deadline, pipe.settings)
+        return pipe.postprocess(inputs, result, 1, True, t0), len(inputs.x)
+
+    t0 = time.perf_counter()
+    answer, model_clips = asyncio.run(request())
+    took = time.perf_counter() - t0
+    assert answer.segments is not None
+    return [(s.start_s, s.end_s, s.labels[0].label) for s in answer.segments], model_clips, took
+
+
+def label_at(segments: list[tuple[float, float, str]], t: float) -> str:
+    for start, end, label in segments:
+        if start <= t <= end:
+            return label
+    return segments[-1][2]
+
+
+@dataclasses.dataclass
+class Tally:
+    right: int = 0
+    strict: int = 0
+    clips: int = 0
+    singles_whole: int = 0
+    singles_right: int = 0
+    singles: int = 0
+    seconds: list[float] = dataclasses.field(default_factory=list)
+    model_clips: list[int] = dataclasses.field(default_factory=list)
+    misses: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def long_videos(pipes: dict[str, Pipelines], repeat: int = 3) -> int:
+    from bench.longvideo import write_long
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, seconds, fps, size in (("60 s 480x480 30 fps", 60, 30, 480), ("2 h 32x32 1 fps", 7200, 1, 32)):
+            path = write_long(Path(tmp) / f"{seconds}.mp4", seconds, fps, size, shot_s=max(1, seconds // 4))
+            for m, p in pipes.items():
+                runs = [timeline_of(p, path) for _ in range(repeat)]
+                took = sorted(r[2] for r in runs)
+                print(f"{name}: {m:>8s} {took[len(took) // 2] * 1000:.0f} ms/request (median of {repeat}: "
+                      f"{', '.join(f'{t * 1000:.0f}' for t in took)}), {runs[0][1]} model clips, "
+                      f"{len(runs[0][0])} segments", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,41 +139,81 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--fades", action="store_true", help="every clip has a fade_in or fade_out half")
+    ap.add_argument("--singles", type=int, default=0, help="also this many one-behaviour clips")
+    ap.add_argument("--methods", default=",".join(METHODS), help="TIMELINE_METHOD values to compare")
+    ap.add_argument("--model", default=str(ROOT / "models" / "motion"))
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    ap.add_argument("--long", action="store_true",
+                    help="only time both methods on long videos (bench.longvideo.write_long): 60 s of 480x480 "
+                    "at 30 fps and 2 h of 32x32 at 1 fps")
     args = ap.parse_args(argv)
-    import onnxruntime as ort
-
-    model_dir = ROOT / "models" / "motion"
-    manifest = ModelManifest.load(model_dir)
-    session = ort.InferenceSession(str(model_dir / manifest.onnx_file), providers=["CPUExecutionProvider"])
-    settings = Settings()
+    methods = [m for m in args.methods.split(",") if m]
+    base = Settings(model_dir=Path(args.model))
+    pipes = {m: Pipelines.local(args.model, base.model_copy(update={"timeline_method": m}), args.threads)
+             for m in methods}
+    if args.long:
+        return long_videos(pipes)
+    labels = pipes[methods[0]].classify.model.manifest.labels
     rng = np.random.default_rng(args.seed)
-    labels = manifest.labels
-    halves = strict = 0
-    per_label: dict[str, list[int]] = {}
+    tallies = {m: Tally() for m in methods}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        jobs: list[tuple[Path, list[str], float | None]] = []
         for k in range(args.clips):
             first, second = (str(x) for x in rng.choice(labels, 2, replace=False))
             if args.fades and "fade" not in first + second:
                 second = str(rng.choice(["fade_in", "fade_out"]))
                 if second == first:
-                    continue
+                    second = "fade_out" if first == "fade_in" else "fade_in"
             path = Path(tmp) / f"c{k}.mp4"
-            switch = two_behaviours(path, args.seed + 10 * k, first, second, rng)
-            segs = timeline_labels(path, manifest, session, settings)
-            end = segs[-1]["end_s"]
-            got = [label_at(segs, switch / 2), label_at(segs, (switch + end) / 2)]
-            seq = [s["labels"][0]["label"] for s in segs]
-            ok = got == [first, second]
-            halves += ok
-            strict += seq == [first, second]
-            for lab, right in ((first, got[0] == first), (second, got[1] == second)):
-                per_label.setdefault(lab, []).append(int(right))
-            print(f"{first:>10s} -> {second:<10s} {'ok ' if ok else 'BAD'} timeline {seq}", flush=True)
-    n = args.clips
-    print(f"\nclips {n}  halves right {halves / n:.3f} ({halves}/{n})  strict {strict / n:.3f} ({strict}/{n})"
-          f"  {time.perf_counter() - start:.0f} s")
-    print("per label (halves):", {k: f"{np.mean(v):.2f} ({len(v)})" for k, v in sorted(per_label.items())})
+            jobs.append((path, [first, second], two_behaviours(path, args.seed + 10 * k, first, second, rng)))
+        for k in range(args.singles):
+            label = str(labels[k % len(labels)])
+            path = Path(tmp) / f"s{k}.mp4"
+            one_behaviour(path, args.seed + 7919 + 10 * k, label, rng)
+            jobs.append((path, [label], None))
+        for n, (path, truth, switch) in enumerate(jobs):
+            line = {}
+            for m in methods if n % 2 == 0 else methods[::-1]:  # alternate which method runs first
+                segs, model_clips, took = timeline_of(pipes[m], path)
+                t = tallies[m]
+                t.seconds.append(took)
+                t.model_clips.append(model_clips)
+                seq = [s[2] for s in segs]
+                end = segs[-1][1]
+                if switch is None:
+                    got = [label_at(segs, end / 4), label_at(segs, 3 * end / 4)]
+                    t.singles += 1
+                    t.singles_right += got == truth * 2
+                    t.singles_whole += seq == truth
+                    ok = seq == truth
+                else:
+                    got = [label_at(segs, switch / 2), label_at(segs, (switch + end) / 2)]
+                    t.clips += 1
+                    ok = got == truth
+                    t.right += ok
+                    t.strict += seq == truth
+                for want, have in zip(truth * (2 if switch is None else 1), got, strict=True):
+                    if want != have:
+                        t.misses[want] = t.misses.get(want, 0) + 1
+                line[m] = f"{m} {'ok ' if ok else 'BAD'} {seq}"
+            print(f"{' -> '.join(truth):>22s}  " + "  |  ".join(line[m] for m in methods), flush=True)
+    print(f"\n{len(jobs)} clips, {time.perf_counter() - start:.0f} s")
+    ref = tallies[methods[-1]]
+    for m in methods:
+        t = tallies[m]
+        parts = [f"{m:>8s}:"]
+        if t.clips:
+            parts.append(f"halves right {t.right / t.clips:.3f} ({t.right}/{t.clips})  "
+                         f"strict {t.strict / t.clips:.3f} ({t.strict}/{t.clips})")
+        if t.singles:
+            parts.append(f"singles kept whole {t.singles_whole / t.singles:.3f} ({t.singles_whole}/{t.singles}), "
+                         f"quarters right {t.singles_right}/{t.singles}")
+        parts.append(f"{np.mean(t.seconds) * 1000:.0f} ms/request (median {np.median(t.seconds) * 1000:.0f}; "
+                     f"{np.mean(t.seconds) / np.mean(ref.seconds):.2f}x {methods[-1]}), "
+                     f"{np.mean(t.model_clips):.1f} model clips/request")
+        print("  ".join(parts))
+        print(f"{'':>9s} misses by label: {dict(sorted(t.misses.items()))}")
     return 0
 
 

@@ -40,6 +40,7 @@ from models.preprocess import Preprocessing
 from service import pipeline as post
 from service import shots
 from service import summarize as summary
+from service import timeline as search
 from service.batcher import DeadlineExceededError, InferResult, QueueFullError, WorkerStoppedError
 from service.decoding import DecodeTimeoutError
 from service.errors import ApiError
@@ -248,6 +249,16 @@ class _Pipeline:
         return deadline if deadline is not None else time.perf_counter() + self.settings.request_timeout_s
 
 
+async def order_matters(model: PipelineModel, deadline: float, settings: Settings) -> bool:
+    """Whether the model answers a clip and the same clip played backwards differently: one clip of
+    seeded noise frames, both ways (two clips, once per model)."""
+    prep = model.preprocessing
+    frames = np.random.default_rng(0).integers(0, 256, (prep.num_frames, *prep.size, 3), dtype=np.uint8)
+    x = prep.normalize(np.stack([frames, frames[::-1]]))
+    logits = (await run_forward(model, x, deadline, settings)).outputs["logits"].astype(np.float64)
+    return not np.allclose(logits[0], logits[1], rtol=1e-3, atol=1e-3 * (1.0 + float(np.abs(logits).max())))
+
+
 # ---------------------------------------------------------------- /classify
 
 
@@ -258,10 +269,25 @@ class ClassifyInputs:
     windows: list[tuple[float, float]]  # timeline windows, one more clip each
     x: np.ndarray  # float32 [clips + windows, T, 3, H, W]
     decode_s: float
+    plan: search.SearchPlan | None = None  # TIMELINE_METHOD=search: the windows are its candidates
 
 
 class ClassifyPipeline(_Pipeline):
     """Labels, per-frame attention, keyframes and an optional timeline of one video."""
+
+    _temporal: bool | None = None  # whether the model's answer depends on frame order (TIMELINE_METHOD=auto)
+
+    async def timeline_method(self, deadline: float) -> str:
+        """TIMELINE_METHOD, with `auto` decided once per model: a model whose answer depends on the
+        order of its frames (a motion model) gets the search, which shows it whole behaviours; one that
+        pools its frames (an image classifier) names what each window shows, and there fixed windows
+        are right: its clip of a segment is named after the segment's most salient frames, so the
+        search would merge a part showing nothing into a neighbour showing something."""
+        if self.settings.timeline_method != "auto":
+            return self.settings.timeline_method
+        if self._temporal is None:
+            self._temporal = await order_matters(self.model, deadline, self.settings)
+        return "search" if self._temporal else "windows"
 
     def validate(self, top_k: int) -> None:
         n = len(self.model.manifest.labels)
@@ -285,8 +311,13 @@ class ClassifyPipeline(_Pipeline):
         info = await probe_upload(self.decoder, deadline, path, s, cancel)
         check_limits(s, info)
         clips = sampling.plan_clips(info, prep.num_frames, s.clip_window_s, s.max_clips, prep.sampling)
-        windows = []
-        if segments:
+        windows, plan = [], None
+        method = await self.timeline_method(deadline) if segments else None
+        if method == "search":
+            plan = search.plan_search(info.duration_s, s.timeline_window_s, s.timeline_cell_s,
+                                      self._search_budget(len(clips)))
+            windows = plan.windows
+        elif segments:
             windows = sampling.plan_windows(info.duration_s, s.timeline_window_s, s.timeline_max_windows)
         window_clips = sampling.window_clips(info, windows, prep.num_frames, prep.sampling)
         options = self.decoder.options()
@@ -296,7 +327,14 @@ class ClassifyPipeline(_Pipeline):
                                  settings=s)
         decode_s = time.perf_counter() - t0
         self._observe_decode("/classify", decode_s)
-        return ClassifyInputs(info, clips, windows, x, decode_s)
+        return ClassifyInputs(info, clips, windows, x, decode_s, plan)
+
+    def _search_budget(self, clips: int) -> int:
+        """Candidate clips a timeline search may classify: TIMELINE_MAX_CLIPS, fewer for a model whose
+        clips are large (TIMELINE_MAX_MPX), and never so many that the request alone fills the queue."""
+        s, prep = self.settings, self.model.preprocessing
+        per_clip = prep.num_frames * prep.size[0] * prep.size[1] / 1e6
+        return max(1, min(s.timeline_max_clips, int(s.timeline_max_mpx / per_clip), s.max_queue_size - clips))
 
     def postprocess(self, inputs: ClassifyInputs, result: InferResult, top_k: int, segments: bool,
                     started: float) -> ClassifyResponse:
@@ -306,10 +344,12 @@ class ClassifyPipeline(_Pipeline):
         frames = post.frame_attention(inputs.info, inputs.clips, result.outputs["attention"][:n])
         timeline = None
         if segments:
-            timeline = [
-                TimelineSegment(start_s=t["start_s"], end_s=t["end_s"], labels=_labels(t["labels"]))
-                for t in post.timeline(inputs.windows, probs[n:], inputs.info.duration_s, labels, s.timeline_labels)
-            ]
+            if inputs.plan is not None:
+                spans = search.segment(inputs.plan, probs[n:], labels, s.timeline_labels, s.timeline_penalty)
+            else:
+                spans = post.timeline(inputs.windows, probs[n:], inputs.info.duration_s, labels, s.timeline_labels)
+            timeline = [TimelineSegment(start_s=t["start_s"], end_s=t["end_s"], labels=_labels(t["labels"]))
+                        for t in spans]
         return ClassifyResponse(
             model=self.model.ref,
             video=video_meta(inputs.info),

@@ -139,8 +139,19 @@ class Settings(BaseSettings):
     )
     max_clips: int = Field(4, ge=1, description="most clips for one long video")
     keyframes_max: int = Field(3, ge=1, description="most keyframes in a /classify answer")
-    timeline_window_s: float = Field(2.0, gt=0, description="shortest timeline window (segments=true)")
-    timeline_max_windows: int = Field(16, ge=1, description="most timeline windows per video")
+    timeline_window_s: float = Field(2.0, gt=0, description="shortest timeline segment or window (segments=true)")
+    timeline_method: Literal["auto", "search", "windows"] = Field(
+        "auto", description="timeline: search (the model decides the boundaries, service/timeline.py), windows "
+        "(fixed half-overlapping windows), or auto: search for a model whose answer depends on frame order, "
+        "windows for one that pools its frames (an image classifier)",
+    )
+    timeline_cell_s: float = Field(0.5, gt=0, description="search: finest step between candidate boundaries")
+    timeline_max_clips: int = Field(64, ge=1, description="search: most candidate segments classified per video")
+    timeline_max_mpx: float = Field(
+        6.5, gt=0, description="search: most model-input megapixels (clips x T x H x W) classified per video",
+    )
+    timeline_penalty: float = Field(0.0, description="search: score cost of each extra segment")
+    timeline_max_windows: int = Field(16, ge=1, description="windows: most timeline windows per video")
     timeline_labels: int = Field(3, ge=1, description="labels per timeline segment")
     summarize_fps: float = Field(
         summary_defaults.DEFAULT_SUMMARY_FPS, gt=0, description="frames per second looked at by /summarize"
