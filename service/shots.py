@@ -135,17 +135,23 @@ def _features(sig: np.ndarray) -> Features:
     # Cumulative histograms of each channel (32 bins): their mean absolute difference is the
     # earth mover's distance, which grows with how far colours moved, not with how many pixels
     # crossed a bin edge (a flat-coloured shot that darkens a little is not a new shot).
-    q = (sig >> 3).astype(np.int64).reshape(m, -1, 3)
     # One bincount over (frame, channel, bin) codes: np.add.at is ten times slower.
-    codes = (np.arange(m)[:, None, None] * 96 + np.arange(3)[None, None, :] * 32 + q).ravel()
+    offsets = (np.arange(m, dtype=np.int64)[:, None, None] * 96 + np.arange(3)[None, None, :] * 32)
+    codes = ((sig >> 3).reshape(m, -1, 3) + offsets).ravel()
     hist = np.bincount(codes, minlength=m * 96).astype(np.float32).reshape(m, 3, 32)
-    colour = np.cumsum(hist / q.shape[1], axis=2).reshape(m, -1)
-    gx = np.diff(luma, axis=2)[:, :28, :28]
-    gy = np.diff(luma, axis=1)[:, :28, :28]
-    # Four orientation bins (|gx|, |gy|, two diagonals), energy pooled over a 4x4 grid of cells.
-    cells = np.empty((m, 4, 4, 4), np.float32)
-    for o, grad in enumerate((np.abs(gx), np.abs(gy), np.abs(gx + gy) / 1.414, np.abs(gx - gy) / 1.414)):
-        cells[..., o] = grad.reshape(m, 4, 7, 4, 7).sum(axis=(2, 4))
+    colour = np.cumsum(hist, axis=2).reshape(m, -1) * np.float32(1.0 / (SIG * SIG))
+    gx = luma[:, :28, 1:29] - luma[:, :28, :28]
+    gy = luma[:, 1:29, :28] - luma[:, :28, :28]
+    # Four orientation bins (|gx|, |gy|, two diagonals), energy pooled over a 4x4 grid of cells:
+    # all four maps in one array, pooled rows then columns (one contiguous reduction each).
+    grad = np.empty((4, m, 28, 28), np.float32)
+    np.abs(gx, out=grad[0])
+    np.abs(gy, out=grad[1])
+    np.abs(np.add(gx, gy, out=grad[2]), out=grad[2])
+    np.abs(np.subtract(gx, gy, out=grad[3]), out=grad[3])
+    grad[2:] *= np.float32(1 / 1.414)
+    pooled = grad.reshape(4, m, 4, 7, 28).sum(axis=3).reshape(4, m, 4, 4, 7).sum(axis=4)
+    cells = np.ascontiguousarray(np.moveaxis(pooled, 0, -1))
     # A weak prior (a little energy everywhere) keeps a black or flat frame's map from being noise.
     cells += 0.02
     edges = cells / cells.sum(axis=(1, 2, 3), keepdims=True)

@@ -87,7 +87,17 @@ def _pool(x: np.ndarray, out: int) -> np.ndarray:
     n, h, w, c = x.shape
     fh, fw = max(1, h // out), max(1, w // out)
     x = x[:, : fh * out, : fw * out]
-    return x.reshape(n, out, fh, out, fw, c).mean(axis=(2, 4))
+    # Rows then columns, each a reduction over one axis of a contiguous view: half the time of
+    # one mean over two strided axes.
+    y = x.reshape(n, out, fh, fw * out * c).sum(axis=2, dtype=np.float32)
+    return y.reshape(n, out, out, fw, c).sum(axis=3) * np.float32(1.0 / (fh * fw))
+
+
+def _row_counts(codes: np.ndarray, bins: int) -> np.ndarray:
+    """Histogram of each row of integer codes in [0, bins): one bincount for all rows."""
+    n = len(codes)
+    offsets = (np.arange(n, dtype=np.int64) * bins)[:, None]
+    return np.bincount((codes + offsets).ravel(), minlength=n * bins).astype(np.float32).reshape(n, bins)
 
 
 def _tv_matrix(p: np.ndarray) -> np.ndarray:
@@ -102,12 +112,12 @@ def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dic
     small = _pool(x, 32) if min(x.shape[1:3]) >= 32 else x
     q = np.clip((small * 4).astype(np.int32), 0, 3)
     code = (q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).reshape(n, -1)
-    color = np.stack([np.bincount(c, minlength=64) for c in code]).astype(np.float32)
+    color = _row_counts(code, 64)
     color /= color.sum(1, keepdims=True)
 
     luma = x @ np.asarray([0.299, 0.587, 0.114], np.float32)
     lq = np.clip((_pool(luma[..., None], 32)[..., 0] * 16).astype(np.int32), 0, 15).reshape(n, -1)
-    lhist = np.stack([np.bincount(c, minlength=16) for c in lq]).astype(np.float32)
+    lhist = _row_counts(lq, 16)
     lhist /= lhist.sum(1, keepdims=True)
 
     # Texture: how much edge energy at which strength and in which direction. A pan or a moving
@@ -115,15 +125,21 @@ def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dic
     gx = np.abs(np.diff(luma, axis=2))[:, :-1, :]
     gy = np.abs(np.diff(luma, axis=1))[:, :, :-1]
     mag = np.sqrt(gx**2 + gy**2)
-    edges = np.asarray([0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, np.inf], np.float32)
-    mbin = np.clip(np.searchsorted(edges, mag.reshape(n, -1), side="right") - 1, 0, len(edges) - 2)
-    mhist = np.stack([np.bincount(b, minlength=len(edges) - 1) for b in mbin]).astype(np.float32)
+    # Magnitude bins [0, .01), [.01, .02), ... [.32, inf): the number of inner edges at or below it
+    # (six comparisons cost less than a binary search per pixel).
+    flat_mag = mag.reshape(n, -1)
+    mbin = np.zeros(flat_mag.shape, np.int64)
+    for edge in (0.01, 0.02, 0.04, 0.08, 0.16, 0.32):
+        mbin += flat_mag >= np.float32(edge)
+    mhist = _row_counts(mbin, 7)
     mhist /= mhist.sum(1, keepdims=True)
     energy = np.stack([gx.mean((1, 2)), gy.mean((1, 2))], 1)
     orient = energy / np.maximum(energy.sum(1, keepdims=True), 1e-6)
     texture = np.concatenate([mhist * 0.75, orient * 0.25], 1)
 
-    thumb = _pool(x, 8).reshape(n, -1)
+    # The 8x8 thumbnail from the 32x32 pooling when that is an exact area average of it.
+    exact = small is not x and x.shape[1] % 32 == 0 and x.shape[2] % 32 == 0
+    thumb = (_pool(small, 8) if exact else _pool(x, 8)).reshape(n, -1)
     # Layout: 16x16 luma (mean taken out), compared at the best of small shifts for samples up to
     # _LAYOUT_LAG apart, so a pan or a moving object inside a shot changes it little while another
     # picture of the same colours (another shot of the same place) changes it a lot.
