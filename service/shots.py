@@ -187,12 +187,13 @@ def frame_distance(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- cuts
 
 
-def hard_cuts(dense: Dense) -> list[int]:
-    """Frame indices where a new shot starts after a hard cut (a one-frame change that stays)."""
+def hard_cuts(dense: Dense, f: Features | None = None) -> list[int]:
+    """Frame indices where a new shot starts after a hard cut (a one-frame change that stays).
+    `f`: the signatures' features when already computed."""
     m = len(dense.indices)
     if m < 3:
         return []
-    f = features(dense.signatures)
+    f = features(dense.signatures) if f is None else f
     k = np.arange(1, m)
     step = np.zeros(m, np.float32)  # step[t]: distance between frames t-1 and t
     step[1:] = frame_distance(f, k - 1, k)
@@ -238,6 +239,42 @@ def hard_cuts(dense: Dense) -> list[int]:
             continue
         cuts.append(t)
     return sorted(int(dense.indices[t]) for t in cuts)
+
+
+# ---------------------------------------------------------------------------------------- blends
+
+_GHOST_S = 0.12  # frames this far apart are compared: a pan of a third of the frame a second moves them
+# less than the layout's shift tolerance, while a 0.5 s blend's mix changes by a quarter
+_GHOST_AROUND_S = 1.5  # ... and the frames this far around set what the shot's own motion explains
+
+
+def ghost_ratio(dense: Dense, f: Features, first: int, last: int, fps: float) -> float:
+    """How much less the frames between frame indices `first` and `last` are explained by motion
+    than the frames around them: the ratio of the largest to the typical `unexplained` change.
+
+    A frame's unexplained change is its motion-tolerant layout distance (the best of small shifts)
+    to the nearer-matching of the frames _GHOST_S before and after it. Inside a shot, a pan, a
+    zoom or a moving object leaves a frame close to a shifted neighbour, whatever the shot's
+    colours; in the middle of a dissolve or a wipe a frame is a mix of two pictures and matches
+    neither, however alike the two shots' colours and textures are (two parts of one photo).
+    A hard cut leaves every frame equal to one side: it does not count here."""
+    pos = dense.indices
+    m = len(pos)
+    w = max(2, round(_GHOST_S * fps))
+    around = max(w + 2, round(_GHOST_AROUND_S * fps))
+    a, b = int(np.searchsorted(pos, first)), int(np.searchsorted(pos, last, side="right"))
+    lo, hi = max(w, a - around), min(m - w, b + around)
+    if hi - lo < 3 or b <= a:
+        return 0.0
+    # Every other frame of the neighbourhood is enough for its typical value (half the work).
+    frames = np.asarray(sorted(set(range(lo, hi, 2)) | set(range(max(lo, a), min(hi, b)))))
+    change = np.minimum(_layout(f.luma[frames], f.luma[frames - w]), _layout(f.luma[frames], f.luma[frames + w]))
+    inside = (frames >= a) & (frames < b)
+    # The frames around, clear of the span by the comparison distance (they see the blend too).
+    outside = (frames < a - w) | (frames >= b + w)
+    if not inside.any() or outside.sum() < 3:
+        return 0.0
+    return float(change[inside].max() / max(float(np.median(change[outside])), 1e-3))
 
 
 def read_summary_frames(path: str | Path, info: VideoInfo, indices: list[int], prep: Preprocessing,

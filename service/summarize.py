@@ -59,6 +59,11 @@ _DARK = 0.06  # mean luma below which a frame is (nearly) black: never a keyfram
 # The least a transition must change the picture beyond what the video changes by itself over the
 # same time (combined distance, 0..1): about "a tenth of the colours or the layout is different".
 _MIN_SCORE = 0.12
+# A gradual transition may score down to this when the frames of every frame's signature show a
+# blend there (service.shots.ghost_ratio at least _GHOST_RATIO): two shots of the same colours and
+# textures (two parts of one photo, the same place from elsewhere) change the statistics little.
+_GHOST_MIN_SCORE = 0.06
+_GHOST_RATIO = 2.0
 _MIN_SEGMENT_S = 0.6  # shorter than a glance: not a part of the video worth a keyframe
 _MIN_SHOT_S = 0.2  # ... unless hard cuts bound it on both sides: an editor's short shot
 
@@ -336,7 +341,8 @@ def summarize(
     luma = frames.astype(np.float32).mean(axis=(1, 2, 3)) / 255.0
 
     # Hard cuts to the frame from every frame's signature (service.shots), when there are some.
-    dense_cuts = shots.hard_cuts(dense) if dense is not None else []
+    dense_f = shots.features(dense.signatures) if dense is not None and len(dense.indices) >= 3 else None
+    dense_cuts = shots.hard_cuts(dense, dense_f) if dense is not None else []
     # The gap (between samples g and g+1) that holds each dense cut; -1 before the first sample.
     dense_gap = {c: int(np.searchsorted(idx, c, side="left")) - 1 for c in dense_cuts}
     boundaries: list[tuple[int, bool]] = []  # (first frame of the new segment, hard cut?)
@@ -367,15 +373,32 @@ def summarize(
             hard = _merge_similar(d, hard, margin=skip_max, dark=dark, reach=reach)
             near = 2 * skip_max
         # Gradual transitions: peaks of the skip score away from the hard cuts.
+        low = _MIN_SCORE if dense_f is None else _GHOST_MIN_SCORE
+
+        seen: dict[int, bool] = {}
+
+        def blended(g: int) -> bool:
+            """Does every frame's signature show a blend in the gap's transition span?"""
+            if dense_f is None:
+                return False
+            if g not in seen:
+                h = int(best_skip[g])
+                first, last = int(idx[max(0, g - h)]), int(idx[min(n - 1, g + 1 + h)])
+                seen[g] = shots.ghost_ratio(dense, dense_f, first, last, fps) >= _GHOST_RATIO  # type: ignore[arg-type]
+            return seen[g]
+
         gradual = [
             g
-            for g in _pick_peaks(score, radius=2 * skip_max, threshold=_MIN_SCORE)
-            if all(abs(g - c) > near for c in hard)
+            for g in _pick_peaks(score, radius=2 * skip_max, threshold=low)
+            if all(abs(g - c) > near for c in hard) and (score[g] >= _MIN_SCORE or blended(g))
         ]
         cuts = sorted(set(hard + gradual))
         cuts = _join_fades(cuts, luma, ts)
         fixed = set(hard) if dense is not None else set()
-        cuts = _merge_similar(d, cuts, margin=skip_max, dark=dark, reach=reach, fixed=fixed)
+        # A blend seen frame by frame is an edit whatever the two sides' statistics say (the
+        # similarity merge below is for peaks that motion inside one shot can make).
+        blends = {g for g in gradual if blended(g)}
+        cuts = _merge_similar(d, cuts, margin=skip_max, dark=dark, reach=reach, fixed=fixed | blends)
         if dense is not None:
             kept = set(cuts)
             boundaries += [(c, True) for c, g in dense_gap.items() if g in kept or not 0 <= g < n - 1]
