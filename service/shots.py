@@ -165,14 +165,18 @@ def _layout(a: np.ndarray, b: np.ndarray, chunk: int = 512) -> np.ndarray:
     s = _SHIFT
     n = (SIG - 2 * s) ** 2
     best = np.full(len(a), np.inf, np.float32)
+    # One scratch buffer, written in place: a third of the time of fresh temporaries per shift.
+    scratch = np.empty((min(chunk, len(a)), SIG - 2 * s, SIG - 2 * s), np.float32)
     for k in range(0, len(a), chunk):
         core = a[k : k + chunk, s:-s, s:-s]
         b_k = b[k : k + chunk]
         out = best[k : k + chunk]
+        diff = scratch[: len(core)]
         for dy in range(-s, s + 1):
             for dx in range(-s, s + 1):
-                shifted = b_k[:, s + dy : SIG - s + dy, s + dx : SIG - s + dx]
-                np.minimum(out, np.abs(core - shifted).reshape(len(core), -1).sum(axis=1), out=out)
+                np.subtract(core, b_k[:, s + dy : SIG - s + dy, s + dx : SIG - s + dx], out=diff)
+                np.abs(diff, out=diff)
+                np.minimum(out, diff.sum(axis=(1, 2)), out=out)
     return best / n
 
 
@@ -248,7 +252,8 @@ _GHOST_S = 0.12  # frames this far apart are compared: a pan of a third of the f
 _GHOST_AROUND_S = 1.5  # ... and the frames this far around set what the shot's own motion explains
 
 
-def ghost_ratio(dense: Dense, f: Features, first: int, last: int, fps: float) -> float:
+def ghost_ratio(dense: Dense, f: Features, first: int, last: int, fps: float,
+                cache: np.ndarray | None = None) -> float:
     """How much less the frames between frame indices `first` and `last` are explained by motion
     than the frames around them: the ratio of the largest to the typical `unexplained` change.
 
@@ -257,7 +262,8 @@ def ghost_ratio(dense: Dense, f: Features, first: int, last: int, fps: float) ->
     zoom or a moving object leaves a frame close to a shifted neighbour, whatever the shot's
     colours; in the middle of a dissolve or a wipe a frame is a mix of two pictures and matches
     neither, however alike the two shots' colours and textures are (two parts of one photo).
-    A hard cut leaves every frame equal to one side: it does not count here."""
+    A hard cut leaves every frame equal to one side: it does not count here. `cache`: float32 [M]
+    of NaN, kept between calls on one video (their neighbourhoods overlap)."""
     pos = dense.indices
     m = len(pos)
     w = max(2, round(_GHOST_S * fps))
@@ -268,7 +274,12 @@ def ghost_ratio(dense: Dense, f: Features, first: int, last: int, fps: float) ->
         return 0.0
     # Every other frame of the neighbourhood is enough for its typical value (half the work).
     frames = np.asarray(sorted(set(range(lo, hi, 2)) | set(range(max(lo, a), min(hi, b)))))
-    change = np.minimum(_layout(f.luma[frames], f.luma[frames - w]), _layout(f.luma[frames], f.luma[frames + w]))
+    if cache is None:
+        cache = np.full(m, np.nan, np.float32)
+    todo = frames[np.isnan(cache[frames])]
+    if len(todo):
+        cache[todo] = np.minimum(_layout(f.luma[todo], f.luma[todo - w]), _layout(f.luma[todo], f.luma[todo + w]))
+    change = cache[frames]
     inside = (frames >= a) & (frames < b)
     # The frames around, clear of the span by the comparison distance (they see the blend too).
     outside = (frames < a - w) | (frames >= b + w)

@@ -212,18 +212,32 @@ def _gap_scores(d: np.ndarray, skip_max: int) -> tuple[np.ndarray, np.ndarray, n
     score = np.zeros(max(0, n - 1), np.float32)
     best_skip = np.zeros(max(0, n - 1), np.int32)
     total = np.zeros(max(0, n - 1), np.float32)
-    for g in range(n - 1):
-        best, arg = -1.0, 0
-        for h in range(min(skip_max, g, n - 2 - g) + 1):
-            a, b = g - h, g + 1 + h
-            # Two frames on each side: one noisy frame must not make (or hide) a transition.
-            left = [a] + ([a - 1] if a >= 1 else [])
-            right = [b] + ([b + 1] if b + 1 < n else [])
-            cross = float(np.median(d[np.ix_(left, right)]))
-            total[g] = max(total[g], cross)
-            if cross - base[2 * h + 1] > best:
-                best, arg = cross - base[2 * h + 1], h
-        score[g], best_skip[g] = max(best, 0.0), arg
+    best = np.full(max(0, n - 1), -1.0)
+    # Every gap at once for each skip h (a loop over gaps costs more in Python than in arithmetic).
+    for h in range(skip_max + 1):
+        g = np.arange(h, n - 1 - h)  # the gaps whose skip h stays inside the video
+        if len(g) == 0:
+            break
+        a, b = g - h, g + 1 + h
+        # Two frames on each side: one noisy frame must not make (or hide) a transition. The
+        # median of the 1, 2 or 4 distances there (a frame before the first or after the last has none).
+        pairs = np.full((len(g), 4), np.nan, np.result_type(d.dtype, np.float32))
+        pairs[:, 0] = d[a, b]
+        has_l, has_r = a >= 1, b + 1 < n
+        pairs[has_l, 1] = d[a[has_l] - 1, b[has_l]]
+        pairs[has_r, 2] = d[a[has_r], b[has_r] + 1]
+        both = has_l & has_r
+        pairs[both, 3] = d[a[both] - 1, b[both] + 1]
+        ranked = np.sort(pairs, axis=1)  # NaNs last
+        count = (~np.isnan(pairs)).sum(axis=1)
+        cross = np.where(count == 4, (ranked[:, 1] + ranked[:, 2]) / 2,
+                         np.where(count == 2, (ranked[:, 0] + ranked[:, 1]) / 2, ranked[:, 0]))
+        total[g] = np.maximum(total[g], cross)
+        gain = cross - base[2 * h + 1]
+        better = gain > best[g]  # strictly: the smallest skip wins a tie
+        best[g[better]] = gain[better]
+        best_skip[g[better]] = h
+    score[:] = np.maximum(best, 0.0)
     return score, best_skip, total
 
 
@@ -376,6 +390,7 @@ def summarize(
         low = _MIN_SCORE if dense_f is None else _GHOST_MIN_SCORE
 
         seen: dict[int, bool] = {}
+        ghost_cache = np.full(len(dense.indices), np.nan, np.float32) if dense_f is not None else None  # type: ignore[union-attr]
 
         def blended(g: int) -> bool:
             """Does every frame's signature show a blend in the gap's transition span?"""
@@ -384,7 +399,7 @@ def summarize(
             if g not in seen:
                 h = int(best_skip[g])
                 first, last = int(idx[max(0, g - h)]), int(idx[min(n - 1, g + 1 + h)])
-                seen[g] = shots.ghost_ratio(dense, dense_f, first, last, fps) >= _GHOST_RATIO  # type: ignore[arg-type]
+                seen[g] = shots.ghost_ratio(dense, dense_f, first, last, fps, ghost_cache) >= _GHOST_RATIO  # type: ignore[arg-type]
             return seen[g]
 
         gradual = [
