@@ -15,6 +15,7 @@ run, one after the other on the same file: `s/video` wall-clock, `cpu s/video` t
 CPU time (every thread: FFmpeg's, OpenCV's, ONNX Runtime's), which a busy shared machine
 disturbs less than the wall clock. `x content` = mean seconds / ContentDetector's mean seconds;
 `median x` = the median over videos of each video's own wall ratio (and of its CPU ratio).
+`--repeat N` times every method N times per video, in rounds, and keeps the medians.
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jsonl", type=Path, default=None, help="append one record per video and method here")
     ap.add_argument("--table", type=Path, default=None, help="only print the tables of a --jsonl file")
     ap.add_argument("--no-scenedetect", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time every method this many times per video, in rounds (median kept): steadier "
+                         "ratios on a busy machine")
     args = ap.parse_args(argv)
 
     sets = args.which.split(",")
@@ -156,8 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     for which, kind, seed in jobs:
         video = make_video(which, kind, seed, args.cache)
         line = [f"{which:8s} {kind:10s} s{seed:<5d} {len(video.scenes)} shots {video.duration_s:5.1f}s"]
-        for name, fn in methods.items():
-            times, secs, cpu = timed(lambda fn=fn, video=video: fn(video.path))
+        # Rounds of every method in turn, so that a change of load hits all of them alike.
+        runs: dict[str, list[tuple[list[float], float, float]]] = {name: [] for name in methods}
+        for _ in range(max(1, args.repeat)):
+            for name, fn in methods.items():
+                runs[name].append(timed(lambda fn=fn, video=video: fn(video.path)))
+        for name in methods:
+            times = runs[name][0][0]
+            secs = statistics.median(r[1] for r in runs[name])
+            cpu = statistics.median(r[2] for r in runs[name])
             sc = score_keyframes(video, times, secs)
             rec = {"set": which, "type": kind, "seed": seed, "method": name, "f1": sc.f1, "coverage": sc.coverage,
                    "precision": sc.precision, "seconds": secs, "cpu_seconds": cpu, "keyframes": sc.keyframes,
