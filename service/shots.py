@@ -18,6 +18,9 @@ the frames around; both miss cuts between two shots of the same colours and fire
   it (a busy shot's own change sets the bar), and above an absolute floor.
 - A cut is persistent: the frames after it stay different from the frames before it for several
   frames. A flash (a frame or three of light, then the same shot again) is not.
+
+The same signatures also tell a blend (dissolve, wipe) from motion (ghost_ratio): service.summarize
+asks it about weak gradual-transition candidates.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ Why this shape:
 - Hard cuts are found separately (one sample step that is most of the change and a spike among its
   neighbours), so they are placed exactly. A fade through black peaks twice (into and out of the
   black); the two become one boundary at the darkest frame, and black frames are never keyframes.
+- Two parts of one photo or place (same colours, same textures) joined by a dissolve or a wipe
+  barely move these statistics. When every frame's signature is at hand (service.shots), a
+  weaker peak (down to _GHOST_MIN_SCORE) still counts if the frames in it are a blend: they
+  match neither neighbour at any small shift, far more than the shot's own motion leaves
+  unexplained (service.shots.ghost_ratio).
 - Thresholds are relative (to the video's own change at the same lag, to each side's own spread),
   with one absolute floor, _MIN_SCORE. Tuned on bench.scenegen seeds 0-2 and 100-107, checked on
   seeds 200-209 and 300-311 that were not tuned on.
