@@ -10,21 +10,27 @@ Scoring is bench.scenes': a keyframe hits a shot when it lies in the shot's clea
 margin); coverage = shots hit / shots, precision = distinct shots hit / keyframes, F1 their
 harmonic mean; PySceneDetect gets one middle-frame keyframe per scene it finds. `ours` is the
 /summarize pipeline in-process (decode, model, summarize), max_keyframes 16 so that the cap does
-not hide a missed shot. Times are wall-clock per video, decode included, for every method, in
-the same run; `x content` = our time / ContentDetector's.
+not hide a missed shot. Times are per video, decode included, for every method, in the same
+run, one after the other on the same file: `s/video` wall-clock, `cpu s/video` the process's
+CPU time (every thread: FFmpeg's, OpenCV's, ONNX Runtime's), which a busy shared machine
+disturbs less than the wall clock. `x content` = mean seconds / ContentDetector's mean seconds;
+`median x` = the median over videos of each video's own wall ratio (and of its CPU ratio).
+`--repeat N` times every method N times per video, in rounds, and keeps the medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.scenegen import SceneVideo, generate_video
-from bench.scenes import ROOT, Pipeline, parse_seeds, scenedetect_keyframes, score_keyframes, timed
+from bench.scenes import ROOT, Pipeline, parse_seeds, scenedetect_keyframes, score_keyframes
 from service.summarize import DEFAULT_SUMMARY_FPS, DEFAULT_SUMMARY_MAX_FRAMES
 
 SETS = {
@@ -59,13 +65,36 @@ def make_video(which: str, kind: str, seed: int, cache: Path) -> SceneVideo:
     return video
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn: Callable[[], list[float]]) -> tuple[list[float], float, float]:
+    """fn's answer, its wall seconds and the CPU seconds the process spent meanwhile."""
+    wall, cpu = time.perf_counter(), _cpu_s()
+    out = fn()
+    return out, time.perf_counter() - wall, _cpu_s() - cpu
+
+
+def _median_ratio(rows: list[dict], sel: list[dict], field: str) -> str:
+    base = {(r["set"], r["type"], r["seed"]): r.get(field) for r in rows if r["method"] == "content"}
+    ratios = []
+    for r in sel:
+        ref = base.get((r["set"], r["type"], r["seed"]))
+        if r.get(field) is not None and ref:
+            ratios.append(r[field] / ref)
+    return f"{statistics.median(ratios):.2f}" if ratios else "n/a"
+
+
 def table(records: list[dict], which: str) -> str:
     """The side-by-side table of one set from per-video records."""
     rows = [r for r in records if r["set"] == which]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     kinds = list(dict.fromkeys(r["type"] for r in rows))
-    out = ["| type | method | F1 | coverage | precision | s/video | x content | videos |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| type | method | F1 | coverage | precision | s/video | x content | median x | cpu s/video "
+           "| cpu x content | cpu median x | videos |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups = [*kinds, "gradual", "all"]
     for kind in groups:
         def pick(r: dict, kind: str = kind) -> bool:
@@ -79,7 +108,13 @@ def table(records: list[dict], which: str) -> str:
                 statistics.fmean(r[f] for r in sel) for f in ("f1", "coverage", "precision", "seconds")
             )
             ratio = f"{secs / statistics.fmean(base):.2f}" if base else "n/a"
-            out.append(f"| {kind} | {name} | {f1:.3f} | {cov:.3f} | {prec:.3f} | {secs:.3f} | {ratio} | {len(sel)} |")
+            cpus = [r["cpu_seconds"] for r in sel if r.get("cpu_seconds") is not None]
+            cpu_base = [r["cpu_seconds"] for r in rows if pick(r) and r["method"] == "content" and r.get("cpu_seconds")]
+            cpu = statistics.fmean(cpus) if cpus else None
+            cpu_ratio = f"{cpu / statistics.fmean(cpu_base):.2f}" if cpu is not None and cpu_base else "n/a"
+            out.append(f"| {kind} | {name} | {f1:.3f} | {cov:.3f} | {prec:.3f} | {secs:.3f} | {ratio} "
+                       f"| {_median_ratio(rows, sel, 'seconds')} | {'n/a' if cpu is None else f'{cpu:.3f}'} "
+                       f"| {cpu_ratio} | {_median_ratio(rows, sel, 'cpu_seconds')} | {len(sel)} |")
     return "\n".join(out)
 
 
@@ -94,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jsonl", type=Path, default=None, help="append one record per video and method here")
     ap.add_argument("--table", type=Path, default=None, help="only print the tables of a --jsonl file")
     ap.add_argument("--no-scenedetect", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time every method this many times per video, in rounds (median kept): steadier "
+                         "ratios on a busy machine")
     args = ap.parse_args(argv)
 
     sets = args.which.split(",")
@@ -122,16 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     for which, kind, seed in jobs:
         video = make_video(which, kind, seed, args.cache)
         line = [f"{which:8s} {kind:10s} s{seed:<5d} {len(video.scenes)} shots {video.duration_s:5.1f}s"]
-        for name, fn in methods.items():
-            times, secs = timed(lambda fn=fn, video=video: fn(video.path))
+        # Rounds of every method in turn, so that a change of load hits all of them alike.
+        runs: dict[str, list[tuple[list[float], float, float]]] = {name: [] for name in methods}
+        for _ in range(max(1, args.repeat)):
+            for name, fn in methods.items():
+                runs[name].append(timed(lambda fn=fn, video=video: fn(video.path)))
+        for name in methods:
+            times = runs[name][0][0]
+            secs = statistics.median(r[1] for r in runs[name])
+            cpu = statistics.median(r[2] for r in runs[name])
             sc = score_keyframes(video, times, secs)
             rec = {"set": which, "type": kind, "seed": seed, "method": name, "f1": sc.f1, "coverage": sc.coverage,
-                   "precision": sc.precision, "seconds": secs, "keyframes": sc.keyframes, "shots": len(video.scenes)}
+                   "precision": sc.precision, "seconds": secs, "cpu_seconds": cpu, "keyframes": sc.keyframes,
+                   "shots": len(video.scenes)}
             records.append(rec)
             if args.jsonl:
                 with args.jsonl.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
-            line.append(f"{name} F1 {sc.f1:.2f} cov {sc.coverage:.2f} ({sc.keyframes}k, {secs:.2f}s)")
+            line.append(f"{name} F1 {sc.f1:.2f} cov {sc.coverage:.2f} ({sc.keyframes}k, {secs:.2f}s, cpu {cpu:.2f}s)")
         print("  ".join(line), flush=True)
     for which in sets:
         print(f"\nset {which}\n{table(records, which)}")

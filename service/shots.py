@@ -18,6 +18,9 @@ the frames around; both miss cuts between two shots of the same colours and fire
   it (a busy shot's own change sets the bar), and above an absolute floor.
 - A cut is persistent: the frames after it stay different from the frames before it for several
   frames. A flash (a frame or three of light, then the same shot again) is not.
+
+The same signatures also tell a blend (dissolve, wipe) from motion (ghost_ratio): service.summarize
+asks it about weak gradual-transition candidates.
 """
 
 from __future__ import annotations
@@ -135,17 +138,23 @@ def _features(sig: np.ndarray) -> Features:
     # Cumulative histograms of each channel (32 bins): their mean absolute difference is the
     # earth mover's distance, which grows with how far colours moved, not with how many pixels
     # crossed a bin edge (a flat-coloured shot that darkens a little is not a new shot).
-    q = (sig >> 3).astype(np.int64).reshape(m, -1, 3)
     # One bincount over (frame, channel, bin) codes: np.add.at is ten times slower.
-    codes = (np.arange(m)[:, None, None] * 96 + np.arange(3)[None, None, :] * 32 + q).ravel()
+    offsets = (np.arange(m, dtype=np.int64)[:, None, None] * 96 + np.arange(3)[None, None, :] * 32)
+    codes = ((sig >> 3).reshape(m, -1, 3) + offsets).ravel()
     hist = np.bincount(codes, minlength=m * 96).astype(np.float32).reshape(m, 3, 32)
-    colour = np.cumsum(hist / q.shape[1], axis=2).reshape(m, -1)
-    gx = np.diff(luma, axis=2)[:, :28, :28]
-    gy = np.diff(luma, axis=1)[:, :28, :28]
-    # Four orientation bins (|gx|, |gy|, two diagonals), energy pooled over a 4x4 grid of cells.
-    cells = np.empty((m, 4, 4, 4), np.float32)
-    for o, grad in enumerate((np.abs(gx), np.abs(gy), np.abs(gx + gy) / 1.414, np.abs(gx - gy) / 1.414)):
-        cells[..., o] = grad.reshape(m, 4, 7, 4, 7).sum(axis=(2, 4))
+    colour = np.cumsum(hist, axis=2).reshape(m, -1) * np.float32(1.0 / (SIG * SIG))
+    gx = luma[:, :28, 1:29] - luma[:, :28, :28]
+    gy = luma[:, 1:29, :28] - luma[:, :28, :28]
+    # Four orientation bins (|gx|, |gy|, two diagonals), energy pooled over a 4x4 grid of cells:
+    # all four maps in one array, pooled rows then columns (one contiguous reduction each).
+    grad = np.empty((4, m, 28, 28), np.float32)
+    np.abs(gx, out=grad[0])
+    np.abs(gy, out=grad[1])
+    np.abs(np.add(gx, gy, out=grad[2]), out=grad[2])
+    np.abs(np.subtract(gx, gy, out=grad[3]), out=grad[3])
+    grad[2:] *= np.float32(1 / 1.414)
+    pooled = grad.reshape(4, m, 4, 7, 28).sum(axis=3).reshape(4, m, 4, 4, 7).sum(axis=4)
+    cells = np.ascontiguousarray(np.moveaxis(pooled, 0, -1))
     # A weak prior (a little energy everywhere) keeps a black or flat frame's map from being noise.
     cells += 0.02
     edges = cells / cells.sum(axis=(1, 2, 3), keepdims=True)
@@ -159,14 +168,18 @@ def _layout(a: np.ndarray, b: np.ndarray, chunk: int = 512) -> np.ndarray:
     s = _SHIFT
     n = (SIG - 2 * s) ** 2
     best = np.full(len(a), np.inf, np.float32)
+    # One scratch buffer, written in place: a third of the time of fresh temporaries per shift.
+    scratch = np.empty((min(chunk, len(a)), SIG - 2 * s, SIG - 2 * s), np.float32)
     for k in range(0, len(a), chunk):
         core = a[k : k + chunk, s:-s, s:-s]
         b_k = b[k : k + chunk]
         out = best[k : k + chunk]
+        diff = scratch[: len(core)]
         for dy in range(-s, s + 1):
             for dx in range(-s, s + 1):
-                shifted = b_k[:, s + dy : SIG - s + dy, s + dx : SIG - s + dx]
-                np.minimum(out, np.abs(core - shifted).reshape(len(core), -1).sum(axis=1), out=out)
+                np.subtract(core, b_k[:, s + dy : SIG - s + dy, s + dx : SIG - s + dx], out=diff)
+                np.abs(diff, out=diff)
+                np.minimum(out, diff.sum(axis=(1, 2)), out=out)
     return best / n
 
 
@@ -181,12 +194,13 @@ def frame_distance(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- cuts
 
 
-def hard_cuts(dense: Dense) -> list[int]:
-    """Frame indices where a new shot starts after a hard cut (a one-frame change that stays)."""
+def hard_cuts(dense: Dense, f: Features | None = None) -> list[int]:
+    """Frame indices where a new shot starts after a hard cut (a one-frame change that stays).
+    `f`: the signatures' features when already computed."""
     m = len(dense.indices)
     if m < 3:
         return []
-    f = features(dense.signatures)
+    f = features(dense.signatures) if f is None else f
     k = np.arange(1, m)
     step = np.zeros(m, np.float32)  # step[t]: distance between frames t-1 and t
     step[1:] = frame_distance(f, k - 1, k)
@@ -232,6 +246,49 @@ def hard_cuts(dense: Dense) -> list[int]:
             continue
         cuts.append(t)
     return sorted(int(dense.indices[t]) for t in cuts)
+
+
+# ---------------------------------------------------------------------------------------- blends
+
+_GHOST_S = 0.12  # frames this far apart are compared: a pan of a third of the frame a second moves them
+# less than the layout's shift tolerance, while a 0.5 s blend's mix changes by a quarter
+_GHOST_AROUND_S = 1.5  # ... and the frames this far around set what the shot's own motion explains
+
+
+def ghost_ratio(dense: Dense, f: Features, first: int, last: int, fps: float,
+                cache: np.ndarray | None = None) -> float:
+    """How much less the frames between frame indices `first` and `last` are explained by motion
+    than the frames around them: the ratio of the largest to the typical `unexplained` change.
+
+    A frame's unexplained change is its motion-tolerant layout distance (the best of small shifts)
+    to the nearer-matching of the frames _GHOST_S before and after it. Inside a shot, a pan, a
+    zoom or a moving object leaves a frame close to a shifted neighbour, whatever the shot's
+    colours; in the middle of a dissolve or a wipe a frame is a mix of two pictures and matches
+    neither, however alike the two shots' colours and textures are (two parts of one photo).
+    A hard cut leaves every frame equal to one side: it does not count here. `cache`: float32 [M]
+    of NaN, kept between calls on one video (their neighbourhoods overlap)."""
+    pos = dense.indices
+    m = len(pos)
+    w = max(2, round(_GHOST_S * fps))
+    around = max(w + 2, round(_GHOST_AROUND_S * fps))
+    a, b = int(np.searchsorted(pos, first)), int(np.searchsorted(pos, last, side="right"))
+    lo, hi = max(w, a - around), min(m - w, b + around)
+    if hi - lo < 3 or b <= a:
+        return 0.0
+    # Every other frame of the neighbourhood is enough for its typical value (half the work).
+    frames = np.asarray(sorted(set(range(lo, hi, 2)) | set(range(max(lo, a), min(hi, b)))))
+    if cache is None:
+        cache = np.full(m, np.nan, np.float32)
+    todo = frames[np.isnan(cache[frames])]
+    if len(todo):
+        cache[todo] = np.minimum(_layout(f.luma[todo], f.luma[todo - w]), _layout(f.luma[todo], f.luma[todo + w]))
+    change = cache[frames]
+    inside = (frames >= a) & (frames < b)
+    # The frames around, clear of the span by the comparison distance (they see the blend too).
+    outside = (frames < a - w) | (frames >= b + w)
+    if not inside.any() or outside.sum() < 3:
+        return 0.0
+    return float(change[inside].max() / max(float(np.median(change[outside])), 1e-3))
 
 
 def read_summary_frames(path: str | Path, info: VideoInfo, indices: list[int], prep: Preprocessing,

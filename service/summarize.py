@@ -14,6 +14,11 @@ Why this shape:
 - Hard cuts are found separately (one sample step that is most of the change and a spike among its
   neighbours), so they are placed exactly. A fade through black peaks twice (into and out of the
   black); the two become one boundary at the darkest frame, and black frames are never keyframes.
+- Two parts of one photo or place (same colours, same textures) joined by a dissolve or a wipe
+  barely move these statistics. When every frame's signature is at hand (service.shots), a
+  weaker peak (down to _GHOST_MIN_SCORE) still counts if the frames in it are a blend: they
+  match neither neighbour at any small shift, far more than the shot's own motion leaves
+  unexplained (service.shots.ghost_ratio).
 - Thresholds are relative (to the video's own change at the same lag, to each side's own spread),
   with one absolute floor, _MIN_SCORE. Tuned on bench.scenegen seeds 0-2 and 100-107, checked on
   seeds 200-209 and 300-311 that were not tuned on.
@@ -59,6 +64,11 @@ _DARK = 0.06  # mean luma below which a frame is (nearly) black: never a keyfram
 # The least a transition must change the picture beyond what the video changes by itself over the
 # same time (combined distance, 0..1): about "a tenth of the colours or the layout is different".
 _MIN_SCORE = 0.12
+# A gradual transition may score down to this when the frames of every frame's signature show a
+# blend there (service.shots.ghost_ratio at least _GHOST_RATIO): two shots of the same colours and
+# textures (two parts of one photo, the same place from elsewhere) change the statistics little.
+_GHOST_MIN_SCORE = 0.06
+_GHOST_RATIO = 2.0
 _MIN_SEGMENT_S = 0.6  # shorter than a glance: not a part of the video worth a keyframe
 _MIN_SHOT_S = 0.2  # ... unless hard cuts bound it on both sides: an editor's short shot
 
@@ -84,15 +94,44 @@ class Keyframe:
 
 def _pool(x: np.ndarray, out: int) -> np.ndarray:
     """Area-average [N,H,W,C] down to [N,out,out,C] (H and W multiples of `out` after cropping)."""
-    n, h, w, c = x.shape
+    h, w = x.shape[1:3]
     fh, fw = max(1, h // out), max(1, w // out)
     x = x[:, : fh * out, : fw * out]
-    return x.reshape(n, out, fh, out, fw, c).mean(axis=(2, 4))
+    # Rows then columns, as sums of strided slices (one add per pixel): a third of the time of one
+    # mean over two small axes.
+    rows = x[:, 0::fh].astype(np.float32)
+    for i in range(1, fh):
+        rows += x[:, i::fh]
+    y = rows[:, :, 0::fw].copy()
+    for j in range(1, fw):
+        y += rows[:, :, j::fw]
+    return y * np.float32(1.0 / (fh * fw))
+
+
+def _row_counts(codes: np.ndarray, bins: int) -> np.ndarray:
+    """Histogram of each row of integer codes in [0, bins): one bincount for all rows."""
+    n = len(codes)
+    offsets = (np.arange(n, dtype=np.int64) * bins)[:, None]
+    return np.bincount((codes + offsets).ravel(), minlength=n * bins).astype(np.float32).reshape(n, bins)
+
+
+def _pairwise_l1(v: np.ndarray, mean: bool = False) -> np.ndarray:
+    """Sum (or mean) of absolute differences between all pairs of rows of `v` [N, K]: one row
+    against the rows after it at a time, mirrored (a quarter of the time of an [N, N, K] array)."""
+    n = len(v)
+    out = np.zeros((n, n), np.result_type(v.dtype, np.float32))
+    scratch = np.empty((max(0, n - 1), v.shape[1]), out.dtype)
+    for i in range(n - 1):
+        diff = scratch[: n - i - 1]
+        np.subtract(v[i + 1 :], v[i], out=diff)
+        np.abs(diff, out=diff)
+        out[i, i + 1 :] = diff.mean(1) if mean else diff.sum(1)
+    return out + out.T
 
 
 def _tv_matrix(p: np.ndarray) -> np.ndarray:
     """Total-variation distance (half L1, in [0,1]) between all pairs of rows of `p` (rows sum to 1)."""
-    return 0.5 * np.abs(p[:, None, :] - p[None, :, :]).sum(-1)
+    return 0.5 * _pairwise_l1(p)
 
 
 def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -102,12 +141,12 @@ def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dic
     small = _pool(x, 32) if min(x.shape[1:3]) >= 32 else x
     q = np.clip((small * 4).astype(np.int32), 0, 3)
     code = (q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).reshape(n, -1)
-    color = np.stack([np.bincount(c, minlength=64) for c in code]).astype(np.float32)
+    color = _row_counts(code, 64)
     color /= color.sum(1, keepdims=True)
 
     luma = x @ np.asarray([0.299, 0.587, 0.114], np.float32)
     lq = np.clip((_pool(luma[..., None], 32)[..., 0] * 16).astype(np.int32), 0, 15).reshape(n, -1)
-    lhist = np.stack([np.bincount(c, minlength=16) for c in lq]).astype(np.float32)
+    lhist = _row_counts(lq, 16)
     lhist /= lhist.sum(1, keepdims=True)
 
     # Texture: how much edge energy at which strength and in which direction. A pan or a moving
@@ -115,22 +154,27 @@ def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dic
     gx = np.abs(np.diff(luma, axis=2))[:, :-1, :]
     gy = np.abs(np.diff(luma, axis=1))[:, :, :-1]
     mag = np.sqrt(gx**2 + gy**2)
-    edges = np.asarray([0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, np.inf], np.float32)
-    mbin = np.clip(np.searchsorted(edges, mag.reshape(n, -1), side="right") - 1, 0, len(edges) - 2)
-    mhist = np.stack([np.bincount(b, minlength=len(edges) - 1) for b in mbin]).astype(np.float32)
+    # Magnitude bins [0, .01), [.01, .02), ... [.32, inf), from how many pixels reach each inner
+    # edge (six comparisons and counts cost less than a binary search per pixel).
+    flat_mag = mag.reshape(n, -1)
+    reach = np.stack([np.count_nonzero(flat_mag >= np.float32(e), axis=1)
+                      for e in (0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)], 1)
+    mhist = (reach - np.concatenate([reach[:, 1:], np.zeros((n, 1), reach.dtype)], 1)).astype(np.float32)
     mhist /= mhist.sum(1, keepdims=True)
     energy = np.stack([gx.mean((1, 2)), gy.mean((1, 2))], 1)
     orient = energy / np.maximum(energy.sum(1, keepdims=True), 1e-6)
     texture = np.concatenate([mhist * 0.75, orient * 0.25], 1)
 
-    thumb = _pool(x, 8).reshape(n, -1)
+    # The 8x8 thumbnail from the 32x32 pooling when that is an exact area average of it.
+    exact = small is not x and x.shape[1] % 32 == 0 and x.shape[2] % 32 == 0
+    thumb = (_pool(small, 8) if exact else _pool(x, 8)).reshape(n, -1)
     # Layout: 16x16 luma (mean taken out), compared at the best of small shifts for samples up to
     # _LAYOUT_LAG apart, so a pan or a moving object inside a shot changes it little while another
     # picture of the same colours (another shot of the same place) changes it a lot.
     lum = _pool(luma[..., None], 16)[..., 0] if min(luma.shape[1:]) >= 16 else luma
     lum = lum - lum.mean(axis=(1, 2), keepdims=True)
     flat = lum.reshape(n, -1)
-    layout = np.abs(flat[:, None, :] - flat[None, :, :]).mean(-1)
+    layout = _pairwise_l1(flat, mean=True)
     for lag in range(1, min(_LAYOUT_LAG, n - 1) + 1):
         near = _shifted_mad(lum[:-lag], lum[lag:])
         ii = np.arange(n - lag)
@@ -140,7 +184,7 @@ def _distance_matrices(frames: np.ndarray, embeddings: np.ndarray | None) -> dic
         "luma": _tv_matrix(lhist),
         "texture": _tv_matrix(texture),
         # Mean absolute difference of 8x8 thumbnails; x3 puts a clearly different picture near 1.
-        "thumb": np.minimum(1.0, 3.0 * np.abs(thumb[:, None, :] - thumb[None, :, :]).mean(-1)),
+        "thumb": np.minimum(1.0, 3.0 * _pairwise_l1(thumb, mean=True)),
         "layout": np.minimum(1.0, 6.0 * layout),
     }
     if embeddings is not None and len(embeddings) == n and np.isfinite(embeddings).all():
@@ -191,18 +235,32 @@ def _gap_scores(d: np.ndarray, skip_max: int) -> tuple[np.ndarray, np.ndarray, n
     score = np.zeros(max(0, n - 1), np.float32)
     best_skip = np.zeros(max(0, n - 1), np.int32)
     total = np.zeros(max(0, n - 1), np.float32)
-    for g in range(n - 1):
-        best, arg = -1.0, 0
-        for h in range(min(skip_max, g, n - 2 - g) + 1):
-            a, b = g - h, g + 1 + h
-            # Two frames on each side: one noisy frame must not make (or hide) a transition.
-            left = [a] + ([a - 1] if a >= 1 else [])
-            right = [b] + ([b + 1] if b + 1 < n else [])
-            cross = float(np.median(d[np.ix_(left, right)]))
-            total[g] = max(total[g], cross)
-            if cross - base[2 * h + 1] > best:
-                best, arg = cross - base[2 * h + 1], h
-        score[g], best_skip[g] = max(best, 0.0), arg
+    best = np.full(max(0, n - 1), -1.0)
+    # Every gap at once for each skip h (a loop over gaps costs more in Python than in arithmetic).
+    for h in range(skip_max + 1):
+        g = np.arange(h, n - 1 - h)  # the gaps whose skip h stays inside the video
+        if len(g) == 0:
+            break
+        a, b = g - h, g + 1 + h
+        # Two frames on each side: one noisy frame must not make (or hide) a transition. The
+        # median of the 1, 2 or 4 distances there (a frame before the first or after the last has none).
+        pairs = np.full((len(g), 4), np.nan, np.result_type(d.dtype, np.float32))
+        pairs[:, 0] = d[a, b]
+        has_l, has_r = a >= 1, b + 1 < n
+        pairs[has_l, 1] = d[a[has_l] - 1, b[has_l]]
+        pairs[has_r, 2] = d[a[has_r], b[has_r] + 1]
+        both = has_l & has_r
+        pairs[both, 3] = d[a[both] - 1, b[both] + 1]
+        ranked = np.sort(pairs, axis=1)  # NaNs last
+        count = (~np.isnan(pairs)).sum(axis=1)
+        cross = np.where(count == 4, (ranked[:, 1] + ranked[:, 2]) / 2,
+                         np.where(count == 2, (ranked[:, 0] + ranked[:, 1]) / 2, ranked[:, 0]))
+        total[g] = np.maximum(total[g], cross)
+        gain = cross - base[2 * h + 1]
+        better = gain > best[g]  # strictly: the smallest skip wins a tie
+        best[g[better]] = gain[better]
+        best_skip[g[better]] = h
+    score[:] = np.maximum(best, 0.0)
     return score, best_skip, total
 
 
@@ -320,7 +378,8 @@ def summarize(
     luma = frames.astype(np.float32).mean(axis=(1, 2, 3)) / 255.0
 
     # Hard cuts to the frame from every frame's signature (service.shots), when there are some.
-    dense_cuts = shots.hard_cuts(dense) if dense is not None else []
+    dense_f = shots.features(dense.signatures) if dense is not None and len(dense.indices) >= 3 else None
+    dense_cuts = shots.hard_cuts(dense, dense_f) if dense is not None else []
     # The gap (between samples g and g+1) that holds each dense cut; -1 before the first sample.
     dense_gap = {c: int(np.searchsorted(idx, c, side="left")) - 1 for c in dense_cuts}
     boundaries: list[tuple[int, bool]] = []  # (first frame of the new segment, hard cut?)
@@ -351,15 +410,33 @@ def summarize(
             hard = _merge_similar(d, hard, margin=skip_max, dark=dark, reach=reach)
             near = 2 * skip_max
         # Gradual transitions: peaks of the skip score away from the hard cuts.
+        low = _MIN_SCORE if dense_f is None else _GHOST_MIN_SCORE
+
+        seen: dict[int, bool] = {}
+        ghost_cache = np.full(len(dense.indices), np.nan, np.float32) if dense_f is not None else None  # type: ignore[union-attr]
+
+        def blended(g: int) -> bool:
+            """Does every frame's signature show a blend in the gap's transition span?"""
+            if dense_f is None:
+                return False
+            if g not in seen:
+                h = int(best_skip[g])
+                first, last = int(idx[max(0, g - h)]), int(idx[min(n - 1, g + 1 + h)])
+                seen[g] = shots.ghost_ratio(dense, dense_f, first, last, fps, ghost_cache) >= _GHOST_RATIO  # type: ignore[arg-type]
+            return seen[g]
+
         gradual = [
             g
-            for g in _pick_peaks(score, radius=2 * skip_max, threshold=_MIN_SCORE)
-            if all(abs(g - c) > near for c in hard)
+            for g in _pick_peaks(score, radius=2 * skip_max, threshold=low)
+            if all(abs(g - c) > near for c in hard) and (score[g] >= _MIN_SCORE or blended(g))
         ]
         cuts = sorted(set(hard + gradual))
         cuts = _join_fades(cuts, luma, ts)
         fixed = set(hard) if dense is not None else set()
-        cuts = _merge_similar(d, cuts, margin=skip_max, dark=dark, reach=reach, fixed=fixed)
+        # A blend seen frame by frame is an edit whatever the two sides' statistics say (the
+        # similarity merge below is for peaks that motion inside one shot can make).
+        blends = {g for g in gradual if blended(g)}
+        cuts = _merge_similar(d, cuts, margin=skip_max, dark=dark, reach=reach, fixed=fixed | blends)
         if dense is not None:
             kept = set(cuts)
             boundaries += [(c, True) for c, g in dense_gap.items() if g in kept or not 0 <= g < n - 1]

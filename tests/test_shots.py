@@ -19,7 +19,7 @@ from PIL import Image
 
 from bench.longvideo import write_long
 from models.frames import VideoDecodeError, probe_video
-from service.shots import decode_dense, hard_cuts
+from service.shots import decode_dense, features, ghost_ratio, hard_cuts
 from tests.conftest import ThreadServer, post_video
 
 H, W, FPS = 96, 160, 25
@@ -64,6 +64,34 @@ def write_shots(path: Path, shots: list[tuple[np.ndarray, int, float]], flash_at
     return starts[1:]
 
 
+def write_dissolve(path: Path, a: np.ndarray, b: np.ndarray, n: int = 45, blend: int = 12,
+                   speed: float = 2.0) -> int:
+    """Two panning shots joined by a `blend`-frame dissolve (each shot keeps panning through it, as
+    an editor's xfade does); returns the dissolve's middle frame."""
+    rng = np.random.default_rng(2)
+
+    def view(tex: np.ndarray, k: int, v: float) -> np.ndarray:
+        x = int(np.clip(round(W / 2 + k * v - n * v / 2), 0, W))
+        return tex[H // 4 : H // 4 + H, x : x + W]
+
+    frames = [view(a, k, speed) for k in range(n - blend)]
+    for j in range(blend):
+        t = (j + 1) / (blend + 1)
+        frames.append((1 - t) * view(a, n - blend + j, speed) + t * view(b, j, -speed))
+    frames += [view(b, blend + k, -speed) for k in range(n - blend)]
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=FPS)
+        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
+        st.options = {"crf": "20", "preset": "veryfast"}
+        for img in frames:
+            img = np.clip(img + rng.normal(0, 3.0, img.shape), 0, 255).astype(np.uint8)
+            for p in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+    return n - blend + blend // 2
+
+
 def cuts_of(path: Path) -> list[int]:
     info = probe_video(path)
     _, dense = decode_dense(path, info, [0], (32, 32))
@@ -89,6 +117,9 @@ def edits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, lis
     p = d / "six.mp4"
     colours = [(200, 60, 60), (60, 200, 60), (60, 60, 200), (200, 200, 60), (200, 60, 200), (60, 200, 200)]
     out["six"] = p, write_shots(p, [(blotches(10 + i, c), 20, 0.5) for i, c in enumerate(colours)])
+    # A dissolve between two parts of one grey texture (same colours, same statistics), both panning.
+    p = d / "same_dissolve.mp4"
+    out["same_dissolve"] = p, [write_dissolve(p, blotches(21, GREY), blotches(22, GREY))]
     return out
 
 
@@ -101,6 +132,21 @@ def test_pans_and_flashes_make_no_cut(edits) -> None:
     path, truth = edits["pan_flash"]
     assert truth == []
     assert cuts_of(path) == []
+
+
+def test_a_blend_is_told_from_a_pan_frame_by_frame(edits) -> None:
+    """service.shots.ghost_ratio: the dissolve's frames match neither side at any small shift, the
+    panning shot's frames match a shifted neighbour; a hard cut is no blend either."""
+    path, (middle,) = edits["same_dissolve"]
+    info = probe_video(path)
+    _, dense = decode_dense(path, info, [0], (32, 32))
+    f = features(dense.signatures)
+    assert ghost_ratio(dense, f, middle - 4, middle + 4, FPS) >= 2.0
+    assert ghost_ratio(dense, f, 12, 20, FPS) < 1.5  # inside the first shot's pan
+    cut_path, (cut, *_) = edits["similar"]
+    cut_info = probe_video(cut_path)
+    _, cut_dense = decode_dense(cut_path, cut_info, [0], (32, 32))
+    assert ghost_ratio(cut_dense, features(cut_dense.signatures), cut - 4, cut + 4, FPS) < 2.0
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +173,15 @@ def test_every_shot_gets_a_segment_and_a_keyframe_inside_it(summary_server, edit
     for k in keys:
         a, b = bounds[k["segment"]], bounds[k["segment"] + 1]
         assert a < k["index"] < b - 1  # clear of the cut frames on either side
+
+
+def test_a_dissolve_between_two_parts_of_one_texture_gets_two_keyframes(summary_server, edits) -> None:
+    path, (middle,) = edits["same_dissolve"]
+    body = summarize_http(summary_server, path)
+    starts = [s["start_index"] for s in body["segments"][1:]]
+    assert len(starts) == 1 and abs(starts[0] - middle) <= 8, body["segments"]
+    keys = [k["index"] for k in body["keyframes"]]
+    assert len(keys) == 2 and keys[0] < middle - 6 and keys[1] > middle + 6, keys
 
 
 def test_fewer_keyframes_than_shots_keep_distinct_shots(summary_server, edits) -> None:
