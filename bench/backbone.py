@@ -34,20 +34,16 @@ RUNS = (("scratch", []), ("frozen", ["--backbone", "efficientnet_lite0", "--free
         ("finetuned", ["--backbone", "efficientnet_lite0"]))
 
 
-def _dataset_key(seed: int, count: int, frames: int, size: int, share: float) -> str:
-    return f"synthetic-v1-{seed}-{count}-{frames}-{size}-{share}"
-
-
 def prepare_data(cache: Path, sizes: list[int], val_size: int, workers: int, seed: int = 0,
                  frames: int = 16, size: int = 64, share: float = 0.15) -> None:
     """Generate the largest training set once; the smaller ones are its first clips (the
     synthetic set's clip i depends on (seed, i) alone), written under their own cache keys."""
-    from models.train import synthetic_dataset
+    from models.train import synthetic_cache_path, synthetic_dataset
 
     big = max(sizes)
     data = synthetic_dataset(seed, big, frames, size, share, workers, cache, f"generate {big}")
     for n in sizes:
-        path = cache / f"{_dataset_key(seed, n, frames, size, share)}.npz"
+        path = synthetic_cache_path(cache, seed, n, frames, size, share)
         if n != big and not path.exists():
             np.savez(path, clips=data.clips[:n], labels=data.labels[:n])
     synthetic_dataset(seed + 7919, val_size, frames, size, share, workers, cache, "generate val")

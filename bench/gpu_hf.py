@@ -13,9 +13,7 @@ rows run transformers' own model with its default attention (SDPA), as a user wo
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import median_time  # noqa: E402 (run as a script on the GPU machine: ROOT first)
+
 
 def timed(fn, repeat: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_time(fn, repeat, warmup)[0]
 
 
 def export_dirs(out: Path) -> tuple[Path, Path]:

@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.common import median_time
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _median_s(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def inference_rows(model_dir: Path, repeats: int, torch_too: bool = True) -> list[dict]:
@@ -51,7 +41,7 @@ def inference_rows(model_dir: Path, repeats: int, torch_too: bool = True) -> lis
     rng = np.random.default_rng(0)
     for batch in (1, 8):
         x = rng.standard_normal((batch, m.num_frames, 3, m.height, m.width)).astype(np.float32)
-        ort_s = _median_s(lambda x=x: ort_model.run(x), repeats)
+        ort_s = median_time(lambda x=x: ort_model.run(x), repeats)[0]
         row = {"batch": batch, "frames": batch * m.num_frames, "ort_clips_per_s": round(batch / ort_s, 2),
                "ort_ms_per_frame": round(1000 * ort_s / (batch * m.num_frames), 2)}
         if net is not None:
@@ -61,7 +51,7 @@ def inference_rows(model_dir: Path, repeats: int, torch_too: bool = True) -> lis
                 with torch.inference_mode():
                     net(xt)
 
-            torch_s = _median_s(eager, repeats)
+            torch_s = median_time(eager, repeats)[0]
             row |= {"torch_clips_per_s": round(batch / torch_s, 2),
                     "torch_ms_per_frame": round(1000 * torch_s / (batch * m.num_frames), 2),
                     "ort_speedup_vs_torch": round(torch_s / ort_s, 2)}
@@ -93,8 +83,8 @@ def preprocess_rows(model_dirs: list[Path], repeats: int) -> list[dict]:
             options = decode_options(settings, busy=True)  # one thread: the per-request cost
             clips = sampling.plan_clips(info, prep.num_frames, settings.clip_window_s, settings.max_clips,
                                         prep.sampling)
-            s = _median_s(lambda prep=prep, clips=clips, options=options: prep.decode_clips(path, info, clips,
-                                                                                             options), repeats)
+            s = median_time(lambda prep=prep, clips=clips, options=options: prep.decode_clips(path, info, clips,
+                                                                                               options), repeats)[0]
             rows.append({"model": m.name, "frames": prep.num_frames, "input": f"{m.height}x{m.width}",
                          "resize": m.resize, "decode_preprocess_ms": round(1000 * s, 1),
                          "ms_per_frame": round(1000 * s / prep.num_frames, 2)})

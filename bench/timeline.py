@@ -2,11 +2,13 @@
 
     python -m bench.timeline --clips 40 --seed 5000 --singles 20
     python -m bench.timeline --clips 24 --seed 5000 --fades
+    python -m bench.timeline --clips 40 --seed 5000 --renderer shift    # the independent renderer
 
 Each clip is two models.synthetic specs of different labels sharing one frame size, frame rate,
 background, object shape and colour: the first behaviour for 2-5 s, then the second for 2-5 s
 (the object takes up the second one where its spec puts it, at a size scaled to the shared
-frame). Encoded with libx264 and answered by the service's own /classify pipeline in-process
+frame); `--renderer shift` draws them with bench.shift instead, the renderer written from
+MOTION_CLASSES.md alone. Encoded with libx264 and answered by the service's own /classify pipeline in-process
 (service.pipelines: probe, plan, decode as an idle service does, the model, the timeline), once
 per timeline method (TIMELINE_METHOD: `search`, the default, and `windows`, the fixed windows
 it replaced), on the same files. A clip is right when the timeline's label at the middle of
@@ -69,6 +71,30 @@ def two_behaviours(path: Path, seed: int, first: str, second: str, rng: np.rando
     b = dataclasses.replace(b, fps=fps, duration_s=db, vfr=False, **shared, **sizes)
     na, nb = round(da * fps), round(db * fps)
     _write(path, fps, [(synthetic.Renderer(a, max_side=256), na), (synthetic.Renderer(b, max_side=256), nb)])
+    return na / fps
+
+
+def two_behaviours_shift(path: Path, seed: int, first: str, second: str, rng: np.random.Generator) -> float:
+    """The same kind of clip drawn by bench.shift, the independent renderer (OpenCV shapes over noise,
+    gradient or flat backgrounds, written from MOTION_CLASSES.md alone): each behaviour is a
+    bench.shift clip, re-timed to 2-5 s at one frame rate; the second one's geometry is scaled into
+    the first one's frame, whose size, background, colour and shape it shares."""
+    from bench import shift
+
+    a, b = shift.make_clip(seed, first), shift.make_clip(seed + 1, second)
+    fps = float(rng.choice([12.0, 15.0, 24.0, 25.0, 30.0]))
+    na, nb = (round(float(rng.uniform(2.0, 5.0)) * fps) for _ in range(2))
+    ia = np.round(np.linspace(0, len(a.times) - 1, na)).astype(int)  # nearest frames: a blink stays square
+    ib = np.round(np.linspace(0, len(b.times) - 1, nb)).astype(int)
+    kx, ky = a.width / b.width, a.height / b.height
+    k = min(kx, ky)
+    clip = dataclasses.replace(
+        a, label=f"{first},{second}", fps=fps, times=np.arange(na + nb) / fps,
+        center=(np.concatenate([a.center[0][ia], b.center[0][ib] * kx]),
+                np.concatenate([a.center[1][ia], b.center[1][ib] * ky])),
+        axes=(np.concatenate([a.axes[0][ia], b.axes[0][ib] * k]), np.concatenate([a.axes[1][ia], b.axes[1][ib] * k])),
+        alpha=np.concatenate([a.alpha[ia], b.alpha[ib]]))
+    shift.encode(clip, path, "libx264", "mp4", "yuv420p", audio=False, rng=rng)
     return na / fps
 
 
@@ -140,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--fades", action="store_true", help="every clip has a fade_in or fade_out half")
     ap.add_argument("--singles", type=int, default=0, help="also this many one-behaviour clips")
+    ap.add_argument("--renderer", choices=["synthetic", "shift"], default="synthetic",
+                    help="draw the two-behaviour clips with models.synthetic or with bench.shift (independent)")
     ap.add_argument("--methods", default=",".join(METHODS), help="TIMELINE_METHOD values to compare")
     ap.add_argument("--model", default=str(ROOT / "models" / "motion"))
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
@@ -166,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                 if second == first:
                     second = "fade_out" if first == "fade_in" else "fade_in"
             path = Path(tmp) / f"c{k}.mp4"
-            jobs.append((path, [first, second], two_behaviours(path, args.seed + 10 * k, first, second, rng)))
+            draw = two_behaviours_shift if args.renderer == "shift" else two_behaviours
+            jobs.append((path, [first, second], draw(path, args.seed + 10 * k, first, second, rng)))
         for k in range(args.singles):
             label = str(labels[k % len(labels)])
             path = Path(tmp) / f"s{k}.mp4"

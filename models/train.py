@@ -46,10 +46,14 @@ class Dataset:
 
 # ---------------------------------------------------------------- synthetic data
 
+def synthetic_cache_path(cache: Path, seed: int, count: int, frames: int, size: int, encoded_share: float) -> Path:
+    """Where `synthetic_dataset` keeps one set; clip i of a set depends on (seed, i) alone."""
+    return cache / f"synthetic-v1-{seed}-{count}-{frames}-{size}-{encoded_share}.npz"
+
+
 def synthetic_dataset(seed: int, count: int, frames: int, size: int, encoded_share: float,
                       workers: int, cache: Path, desc: str) -> Dataset:
-    key = f"synthetic-v1-{seed}-{count}-{frames}-{size}-{encoded_share}"
-    path = cache / f"{key}.npz"
+    path = synthetic_cache_path(cache, seed, count, frames, size, encoded_share)
     if path.exists():
         data = np.load(path)
         return Dataset(data["clips"], data["labels"])
