@@ -59,16 +59,12 @@ def _write(path: Path, fps: float, renderers: list[tuple[synthetic.Renderer, int
 def two_behaviours(path: Path, seed: int, first: str, second: str, rng: np.random.Generator) -> float:
     """Write the clip; returns the time the second behaviour starts."""
     a = synthetic.draw_spec(seed, first)
-    b = synthetic.draw_spec(seed + 1, second)
     fps = float(rng.choice([12.0, 15.0, 24.0, 25.0, 30.0]))
     da, db = float(rng.uniform(2.0, 5.0)), float(rng.uniform(2.0, 5.0))
-    shared = {k: getattr(a, k) for k in ("width", "height", "background", "shape", "color", "noise_sigma")}
     a = dataclasses.replace(a, fps=fps, duration_s=da, vfr=False)
-    # b's object sizes are pixels of b's own frame: rescale them to the shared frame, or the second
-    # object can be several times the frame (or a speck) and no longer show its behaviour.
-    k = min(a.width, a.height) / min(b.width, b.height)
-    sizes = {"size0": (b.size0[0] * k, b.size0[1] * k), "size1": (b.size1[0] * k, b.size1[1] * k)}
-    b = dataclasses.replace(b, fps=fps, duration_s=db, vfr=False, **shared, **sizes)
+    # b's object sizes are pixels of b's own frame: second_spec rescales them to the shared frame, or
+    # the second object can be several times the frame (or a speck) and no longer show its behaviour.
+    b = dataclasses.replace(synthetic.second_spec(a, seed + 1, second), fps=fps, duration_s=db, vfr=False)
     na, nb = round(da * fps), round(db * fps)
     _write(path, fps, [(synthetic.Renderer(a, max_side=256), na), (synthetic.Renderer(b, max_side=256), nb)])
     return na / fps
@@ -104,6 +100,30 @@ def one_behaviour(path: Path, seed: int, label: str, rng: np.random.Generator) -
     duration = float(rng.uniform(4.0, 10.0))
     spec = dataclasses.replace(synthetic.draw_spec(seed, label), fps=fps, duration_s=duration, vfr=False)
     _write(path, fps, [(synthetic.Renderer(spec, max_side=256), round(duration * fps))])
+
+
+def write_set(folder: Path, labels: list[str], seed: int, clips: int, fades: bool = False, singles: int = 0,
+              renderer: str = "synthetic") -> list[tuple[Path, list[str], float | None]]:
+    """Write the benchmark's clips into `folder`: (path, true labels in order, time the second
+    behaviour starts) for `clips` two-behaviour clips (with `fades`, each has a fade_in or fade_out
+    half), then (path, [label], None) for `singles` one-behaviour clips. Deterministic from `seed`."""
+    rng = np.random.default_rng(seed)
+    jobs: list[tuple[Path, list[str], float | None]] = []
+    for k in range(clips):
+        first, second = (str(x) for x in rng.choice(labels, 2, replace=False))
+        if fades and "fade" not in first + second:
+            second = str(rng.choice(["fade_in", "fade_out"]))
+            if second == first:
+                second = "fade_out" if first == "fade_in" else "fade_in"
+        path = folder / f"c{k}.mp4"
+        draw = two_behaviours_shift if renderer == "shift" else two_behaviours
+        jobs.append((path, [first, second], draw(path, seed + 10 * k, first, second, rng)))
+    for k in range(singles):
+        label = str(labels[k % len(labels)])
+        path = folder / f"s{k}.mp4"
+        one_behaviour(path, seed + 7919 + 10 * k, label, rng)
+        jobs.append((path, [label], None))
+    return jobs
 
 
 def timeline_of(pipes: Pipelines, path: Path) -> tuple[list[tuple[float, float, str]], int, float]:
@@ -182,25 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.long:
         return long_videos(pipes)
     labels = pipes[methods[0]].classify.model.manifest.labels
-    rng = np.random.default_rng(args.seed)
     tallies = {m: Tally() for m in methods}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        jobs: list[tuple[Path, list[str], float | None]] = []
-        for k in range(args.clips):
-            first, second = (str(x) for x in rng.choice(labels, 2, replace=False))
-            if args.fades and "fade" not in first + second:
-                second = str(rng.choice(["fade_in", "fade_out"]))
-                if second == first:
-                    second = "fade_out" if first == "fade_in" else "fade_in"
-            path = Path(tmp) / f"c{k}.mp4"
-            draw = two_behaviours_shift if args.renderer == "shift" else two_behaviours
-            jobs.append((path, [first, second], draw(path, args.seed + 10 * k, first, second, rng)))
-        for k in range(args.singles):
-            label = str(labels[k % len(labels)])
-            path = Path(tmp) / f"s{k}.mp4"
-            one_behaviour(path, args.seed + 7919 + 10 * k, label, rng)
-            jobs.append((path, [label], None))
+        jobs = write_set(Path(tmp), labels, args.seed, args.clips, args.fades, args.singles, args.renderer)
         for n, (path, truth, switch) in enumerate(jobs):
             line = {}
             for m in methods if n % 2 == 0 else methods[::-1]:  # alternate which method runs first

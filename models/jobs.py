@@ -23,15 +23,29 @@ def quiet_av() -> None:
     av.logging.set_level(av.logging.ERROR)
 
 
-def synthetic_clip(job: tuple[int, int, int, float]) -> tuple[np.ndarray, int]:
-    seed, frames, size, encoded_share = job
+def synthetic_clip(job: tuple[int, int, int, float] | tuple[int, int, int, float, float, float],
+                   ) -> tuple[np.ndarray, int, int, float]:
+    """(frames, first label, second label, first label's share): a clip of one behaviour is
+    (frames, y, y, 1.0). With a fifth and sixth item, change_share and crop_share, some clips
+    change behaviour part-way and some show only part of a behaviour (synthetic.clip_kind)."""
+    seed, frames, size, encoded_share = job[:4]
+    change_share, crop_share = (job[4], job[5]) if len(job) > 5 else (0.0, 0.0)
+    kind = synthetic.clip_kind(seed, change_share, crop_share)
+
+    def make(share: float) -> tuple[np.ndarray, int, int, float]:
+        if kind == "change":
+            return synthetic.make_change_clip(seed, frames, (size, size), share, crop_share)
+        make_one = synthetic.make_cropped_clip if kind == "crop" else synthetic.make_clip
+        clip, y = make_one(seed, frames, (size, size), share)
+        return clip, y, y, 1.0
+
     try:
-        return synthetic.make_clip(seed, frames, (size, size), encoded_share)
+        return make(encoded_share)
     except (F.VideoDecodeError, av.error.FFmpegError) as exc:
         # A rare encoder/decoder failure on one clip must not end an hour-long run: the
         # same clip rendered without the codec keeps the seed's label and content.
         print(f"clip {seed}: codec round trip failed ({exc}); using the unencoded render", file=sys.stderr)
-        return synthetic.make_clip(seed, frames, (size, size), 0.0)
+        return make(0.0)
 
 
 def folder_clip(job: tuple[str, int, int, str]) -> np.ndarray | None:

@@ -318,11 +318,13 @@ def _info_for(spec: ClipSpec, times: list[float]) -> F.VideoInfo:
     )
 
 
-def render_sampled(spec: ClipSpec, num_frames: int, size: tuple[int, int]) -> np.ndarray:
-    """The clip as the model sees it, rendered only at the frames the sampler picks."""
+def render_sampled(spec: ClipSpec, num_frames: int, size: tuple[int, int],
+                   renderer: Renderer | Sequence | None = None) -> np.ndarray:
+    """The clip as the model sees it, rendered only at the frames the sampler picks (`spec` gives
+    the frame timing; `renderer` the pictures, by default spec's own)."""
     times = frame_times(spec)
     info = _info_for(spec, times)
-    renderer = Renderer(spec)
+    renderer = renderer or Renderer(spec)
     out = np.empty((num_frames, size[0], size[1], 3), np.uint8)
     end = info.duration_s
     for i, index in enumerate(F.uniform_indices(info, num_frames)):
@@ -351,6 +353,109 @@ def make_clip(seed: int, num_frames: int, size: tuple[int, int], encoded_share: 
     else:
         clip = render_sampled(spec, num_frames, size)
     return clip, LABELS.index(label)
+
+
+class Sequence:
+    """Behaviours one after the other in one clip: `renderers[k]` plays its behaviour over its
+    share `fractions[k]` of the clip's time, from `spans[k][0]` to `spans[k][1]` of the behaviour's
+    own time (default: all of it). A Renderer's interface: w, h, frame(u)."""
+
+    def __init__(self, renderers: list[Renderer], fractions: list[float],
+                 spans: list[tuple[float, float]] | None = None) -> None:
+        self.renderers = renderers
+        self.ends = np.cumsum(fractions) / float(np.sum(fractions))
+        self.spans = spans or [(0.0, 1.0)] * len(renderers)
+        self.w, self.h = renderers[0].w, renderers[0].h
+
+    def frame(self, u: float) -> np.ndarray:
+        k = min(int(np.searchsorted(self.ends, u, side="right")), len(self.renderers) - 1)
+        start = float(self.ends[k - 1]) if k else 0.0
+        local = min(1.0, (u - start) / max(1e-9, float(self.ends[k]) - start))
+        u0, u1 = self.spans[k]
+        # A Python float: a NumPy scalar would render the float32 frame in float64 arithmetic.
+        return self.renderers[k].frame(float(u0 + (u1 - u0) * local))
+
+
+def _crop(rng: np.random.Generator, shortest: float = 0.5) -> tuple[float, float]:
+    """A part of a behaviour's time, at least `shortest` of it, anywhere in it."""
+    length = float(rng.uniform(shortest, 1.0))
+    start = float(rng.uniform(0.0, 1.0 - length))
+    return start, start + length
+
+
+def make_cropped_clip(seed: int, num_frames: int, size: tuple[int, int], encoded_share: float = 0.15,
+                      ) -> tuple[np.ndarray, int]:
+    """make_clip's clip, showing only a part (50-100%) of its behaviour's time: a timeline's
+    candidate segments see behaviours that started before them or go on after them."""
+    rng = np.random.default_rng(seed ^ 0xC809)
+    label = LABELS[seed % len(LABELS)]
+    spec = draw_spec(seed, label)
+    encoded = rng.random() < encoded_share
+    if encoded:
+        spec = _affordable(spec, rng)
+    span = _crop(rng)
+    sequence = Sequence([Renderer(spec, max_side=320 if encoded else 256)], [1.0], [span])
+    return _render(spec, sequence, num_frames, size, encoded, rng), LABELS.index(label)
+
+
+def _render(spec: ClipSpec, sequence: Sequence, num_frames: int, size: tuple[int, int], encoded: bool,
+            rng: np.random.Generator) -> np.ndarray:
+    if not encoded:
+        return render_sampled(spec, num_frames, size, sequence)
+    codec, container, pix_fmt = CODECS[int(rng.integers(len(CODECS)))]
+    data = io.BytesIO()
+    write_video(data, spec, codec, container, pix_fmt, quality=float(rng.uniform(0, 1)), renderer=sequence)
+    return F.sample_frames(data, num_frames, size).frames
+
+
+def second_spec(first: ClipSpec, seed: int, label: str) -> ClipSpec:
+    """A spec of `label` that continues `first`'s clip: its frame size, background, object shape,
+    colour and noise; its object sizes rescaled from its own frame to the shared one (the object
+    takes up the new behaviour where that behaviour starts it)."""
+    b = draw_spec(seed, label)
+    k = min(first.width, first.height) / min(b.width, b.height)
+    return replace(b, width=first.width, height=first.height, background=first.background,
+                   shape=first.shape, color=first.color, noise_sigma=first.noise_sigma,
+                   size0=(b.size0[0] * k, b.size0[1] * k), size1=(b.size1[0] * k, b.size1[1] * k))
+
+
+def make_change_clip(seed: int, num_frames: int, size: tuple[int, int], encoded_share: float = 0.15,
+                     crop_share: float = 0.0) -> tuple[np.ndarray, int, int, float]:
+    """A clip whose behaviour changes part-way: uint8 [T, H, W, 3] frames, the first and second
+    labels' indices, and the first behaviour's share of the clip's time (0.1-0.9).
+
+    Trained on with that share as the first label's weight, a model learns to hedge on a clip
+    that straddles two behaviours instead of naming one of them confidently, which is what a
+    timeline's search for the boundary (service.timeline) needs from its answers."""
+    rng = np.random.default_rng(seed ^ 0xC4A6E)
+    first, second = (str(x) for x in rng.choice(LABELS, 2, replace=False))
+    share = float(rng.uniform(0.1, 0.9))
+    a = draw_spec(seed, first)
+    encoded = rng.random() < encoded_share
+    if encoded:
+        a = _affordable(a, rng)
+    b = second_spec(a, seed + 1, second)
+    n = max(2, round(a.duration_s * a.fps))
+    parts = []
+    for spec, frac in ((a, share), (b, 1 - share)):
+        # At most one blink change per frame of the part, as for a whole clip.
+        parts.append(replace(spec, blink_cycles=max(2.0, min(spec.blink_cycles, n * frac / 4.0))))
+    max_side = 320 if encoded else 256
+    # Half the parts show only some of their behaviour (it began before the clip or goes on after it).
+    spans = [_crop(rng) if rng.random() < crop_share else (0.0, 1.0) for _ in parts]
+    sequence = Sequence([Renderer(p, max_side=max_side) for p in parts], [share, 1 - share], spans)
+    clip = _render(a, sequence, num_frames, size, encoded, rng)
+    return clip, LABELS.index(first), LABELS.index(second), share
+
+
+def clip_kind(seed: int, change_share: float, crop_share: float) -> str:
+    """"change", "crop" or "whole" for clip `seed` of a set (decided by the seed alone): a share
+    `change_share` of the clips changes behaviour; a share `crop_share` of the others, and of
+    the parts of a change clip, shows only part of its behaviour's time."""
+    draw = np.random.default_rng(seed ^ 0xC4A6F).random()
+    if draw < change_share:
+        return "change"
+    return "crop" if draw < change_share + crop_share * (1 - change_share) else "whole"
 
 
 def _affordable(spec: ClipSpec, rng: np.random.Generator) -> ClipSpec:
@@ -393,9 +498,11 @@ def _codec_options(stream: av.video.stream.VideoStream, codec: str, quality: flo
 
 def write_video(target: str | io.BytesIO, spec: ClipSpec, codec: str = "libx264",
                 container: str | None = None, pix_fmt: str = "yuv420p", quality: float = 0.8,
-                max_side: int = 4096, audio: bool = False, gop: int | None = None) -> None:
-    """Encode `spec` as a real video (to a path or a buffer); tests, benchmarks, training."""
-    renderer = Renderer(spec, max_side=max_side)
+                max_side: int = 4096, audio: bool = False, gop: int | None = None,
+                renderer: Renderer | Sequence | None = None) -> None:
+    """Encode `spec` as a real video (to a path or a buffer); tests, benchmarks, training.
+    `renderer` draws the pictures instead of spec's own (spec still sets size and timing)."""
+    renderer = renderer or Renderer(spec, max_side=max_side)
     out = av.open(target, mode="w", format=container)
     rate = Fraction(spec.fps).limit_denominator(1001)
     stream = out.add_stream(codec, rate=rate)

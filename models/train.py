@@ -42,40 +42,64 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 class Dataset:
     clips: np.ndarray  # uint8 [N, T, H, W, 3]
     labels: np.ndarray  # int64 [N]
+    # Clips that change behaviour part-way: the second label and the first one's share of the
+    # clip (a one-behaviour clip: labels2 == labels, share 1). None: every clip is one behaviour.
+    labels2: np.ndarray | None = None  # int64 [N]
+    share: np.ndarray | None = None  # float32 [N]
+
+    def targets(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """int64 [B, 2] labels and float32 [B] first-label weights of clips `idx`."""
+        if self.labels2 is None or self.share is None:
+            y = self.labels[idx]
+            return np.stack([y, y], 1), np.ones(len(idx), np.float32)
+        return np.stack([self.labels[idx], self.labels2[idx]], 1), self.share[idx].astype(np.float32)
 
 
 # ---------------------------------------------------------------- synthetic data
 
-def synthetic_cache_path(cache: Path, seed: int, count: int, frames: int, size: int, encoded_share: float) -> Path:
+def synthetic_cache_path(cache: Path, seed: int, count: int, frames: int, size: int, encoded_share: float,
+                         change_share: float = 0.0, crop_share: float = 0.0) -> Path:
     """Where `synthetic_dataset` keeps one set; clip i of a set depends on (seed, i) alone."""
+    if change_share or crop_share:
+        return cache / (f"synthetic-v3-{seed}-{count}-{frames}-{size}-{encoded_share}-{change_share}"
+                        f"-{crop_share}.npz")
     return cache / f"synthetic-v1-{seed}-{count}-{frames}-{size}-{encoded_share}.npz"
 
 
 def synthetic_dataset(seed: int, count: int, frames: int, size: int, encoded_share: float,
-                      workers: int, cache: Path, desc: str) -> Dataset:
-    path = synthetic_cache_path(cache, seed, count, frames, size, encoded_share)
+                      workers: int, cache: Path, desc: str, change_share: float = 0.0,
+                      crop_share: float = 0.0) -> Dataset:
+    path = synthetic_cache_path(cache, seed, count, frames, size, encoded_share, change_share, crop_share)
     if path.exists():
         data = np.load(path)
+        if "labels2" in data:
+            return Dataset(data["clips"], data["labels"], data["labels2"], data["share"])
         return Dataset(data["clips"], data["labels"])
-    jobs = [(seed * 1_000_003 + i, frames, size, encoded_share) for i in range(count)]
+    jobs = [(seed * 1_000_003 + i, frames, size, encoded_share, change_share, crop_share) for i in range(count)]
     clips = np.empty((count, frames, size, size, 3), np.uint8)
     labels = np.empty(count, np.int64)
+    labels2 = np.empty(count, np.int64)
+    share = np.empty(count, np.float32)
     pool = mp.get_context("spawn").Pool(workers, initializer=workers_jobs.quiet_av)
     try:
         pending = [pool.apply_async(workers_jobs.synthetic_clip, (job,)) for job in jobs]
         for i, result in enumerate(tqdm(pending, desc=desc)):
             try:
-                clips[i], labels[i] = result.get(timeout=CLIP_TIMEOUT_S)
+                clips[i], labels[i], labels2[i], share[i] = result.get(timeout=CLIP_TIMEOUT_S)
             except mp.TimeoutError:
                 # A codec library that stalls (seen rarely under load) must not stall the
                 # whole run: render this clip without the codec instead.
                 print(f"clip {i} timed out in its codec; rendering it unencoded", flush=True)
-                clips[i], labels[i] = workers_jobs.synthetic_clip((*jobs[i][:3], 0.0))
+                clips[i], labels[i], labels2[i], share[i] = workers_jobs.synthetic_clip(
+                    (*jobs[i][:3], 0.0, change_share, crop_share))
     finally:
         pool.terminate()
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, clips=clips, labels=labels)
-    return Dataset(clips, labels)
+    if not (change_share or crop_share):
+        np.savez(path, clips=clips, labels=labels)
+        return Dataset(clips, labels)
+    np.savez(path, clips=clips, labels=labels, labels2=labels2, share=share)
+    return Dataset(clips, labels, labels2, share)
 
 
 # ---------------------------------------------------------------- folder (UCF101 layout)
@@ -247,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-size", type=int, default=12000, help="synthetic training clips")
     p.add_argument("--val-size", type=int, default=1000, help="synthetic validation clips")
     p.add_argument("--encoded-share", type=float, default=0.15, help="synthetic clips passed through a codec")
+    p.add_argument("--change-share", type=float, default=0.0,
+                   help="synthetic training clips whose behaviour changes part-way (target: both labels, "
+                   "weighted by their share of the clip); validation stays one behaviour per clip")
+    p.add_argument("--crop-share", type=float, default=0.0,
+                   help="synthetic training clips (and parts of change clips) that show only 50-100%% of "
+                   "their behaviour's time, as a timeline's candidate segments do")
+    p.add_argument("--init", type=Path,
+                   help="start from an exported model directory's weights (models.from_onnx), e.g. "
+                   "models/motion to fine-tune the shipped model; its network config replaces --dim etc.")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--resize", choices=["stretch", "shorter_side_crop", "letterbox"], default="stretch")
@@ -283,7 +316,8 @@ def load_data(args: argparse.Namespace) -> tuple[list[str], Dataset, Dataset, bo
     if args.data == "synthetic":
         labels = list(synthetic.LABELS)
         train = synthetic_dataset(args.seed, args.train_size, args.frames, args.size,
-                                  args.encoded_share, args.workers, cache, "generate train")
+                                  args.encoded_share, args.workers, cache, "generate train", args.change_share,
+                                  args.crop_share)
         val = synthetic_dataset(args.seed + 7919, args.val_size, args.frames, args.size,
                                 args.encoded_share, args.workers, cache, "generate val")
         return labels, train, val, True
@@ -325,12 +359,13 @@ def backbone_features(model: torch.nn.Module, data: Dataset, mean: list[float], 
     return torch.cat(out)
 
 
-def cached_forward(model: torch.nn.Module, cached: torch.Tensor, idx: np.ndarray, labels: np.ndarray,
+def cached_forward(model: torch.nn.Module, cached: torch.Tensor, idx: np.ndarray, targets: np.ndarray,
                    augment: Augment) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits from cached features. Of the augmentations only time reversal (with its label swap)
-    applies to features: flips and color changes would need the pixels."""
+    """Logits from cached features of clips `idx` (their labels: `targets`, [B] or [B, 2]). Of the
+    augmentations only time reversal (with its label swap) applies to features: flips and color
+    changes would need the pixels."""
     f = cached[torch.from_numpy(idx).to(cached.device)].float()
-    y = torch.from_numpy(labels[idx]).to(cached.device)
+    y = torch.from_numpy(targets).to(cached.device)
     if augment.reverse is not None:
         m = torch.rand(len(idx), device=cached.device) < 0.5
         f[m] = f[m].flip(1)
@@ -357,7 +392,16 @@ def train(args: argparse.Namespace) -> dict:
         config |= {"backbone": args.backbone, "backbone_blocks": args.backbone_blocks,
                    "freeze_backbone": args.freeze_backbone}
     device = torch.device(args.device)
-    model = build_network(args.architecture, config).to(device)
+    if args.init:
+        from models.from_onnx import recover
+
+        model, manifest = recover(args.init)
+        if manifest["labels"] != labels or manifest["num_frames"] != args.frames or manifest["height"] != args.size:
+            raise SystemExit(f"--init {args.init}: its labels, frames or size differ from this run's")
+        args.architecture = manifest.get("architecture") or args.architecture
+        model = model.to(device)
+    else:
+        model = build_network(args.architecture, config).to(device)
     if hasattr(model, "cfg"):
         config = model.cfg.to_dict()  # the architecture's full config, defaults included
     mean, std = (MEAN, STD) if args.backbone == "none" else backbone_normalization(args.backbone)
@@ -398,19 +442,27 @@ def train(args: argparse.Namespace) -> dict:
             break
         epoch_start = time.perf_counter()
         model.train()
+        if args.init:
+            from models.from_onnx import freeze_batchnorm
+
+            freeze_batchnorm(model)  # its BatchNorms were folded away at export: no statistics to update
         order = rng.permutation(len(train_data.labels))
         losses = []
         bar = tqdm(range(0, len(order), args.batch_size), desc=f"epoch {epoch + 1}/{args.epochs}",
                    disable=args.quiet, leave=False)
         for i in bar:
             idx = np.sort(order[i : i + args.batch_size])
+            pairs, share = train_data.targets(idx)
             if cached is not None:
-                logits, y = cached_forward(model, cached, idx, train_data.labels, augment)
+                logits, y = cached_forward(model, cached, idx, pairs, augment)
             else:
-                x, y = augment(to_input(train_data.clips[idx], device),
-                               torch.from_numpy(train_data.labels[idx]).to(device))
+                x, y = augment(to_input(train_data.clips[idx], device), torch.from_numpy(pairs).to(device))
                 logits = model(standardize(x, mean, std))[0]
-            loss = nnf.cross_entropy(logits, y, label_smoothing=0.05)
+            # Both labels of a clip that changes behaviour, weighted by their share (augmentation
+            # swaps a label with its mirror or reverse and keeps the weights with the labels).
+            w = torch.from_numpy(share).to(logits.device)
+            loss = (w * nnf.cross_entropy(logits, y[:, 0], label_smoothing=0.05, reduction="none")
+                    + (1 - w) * nnf.cross_entropy(logits, y[:, 1], label_smoothing=0.05, reduction="none")).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

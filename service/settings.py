@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     timeline_max_mpx: float = Field(
         6.5, gt=0, description="search: most model-input megapixels (clips x T x H x W) classified per video",
     )
-    timeline_penalty: float = Field(0.0, description="search: score cost of each extra segment")
+    timeline_penalty: float = Field(0.2, ge=0.0, description="search: score cost of each extra segment")
     timeline_max_windows: int = Field(16, ge=1, description="windows: most timeline windows per video")
     timeline_labels: int = Field(3, ge=1, description="labels per timeline segment")
     summarize_fps: float = Field(

@@ -43,7 +43,7 @@ def test_classify_prints_a_table_and_upload_progress(server: ThreadServer, media
     result = run("classify", str(media["short"]), "--url", server.url)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("short.mp4: 3.00 s") and "model motion v1" in lines[0]
+    assert lines[0].startswith("short.mp4: 3.00 s") and "model motion v2" in lines[0]
     assert lines[2].split()[0] == "move_right"
     assert "timeline:" in result.stdout and "attention over the frames" in result.stdout
     assert result.stdout.count(" frame ") == 16

@@ -67,7 +67,7 @@ def test_a_request_is_answered_by_the_model_it_names(repo_server: ThreadServer, 
     default = post_video(client, url + "/classify", media["short"])
     second = post_video(client, url + "/classify", media["short"], model="second")
     assert default.status_code == 200 and second.status_code == 200, (default.text, second.text)
-    assert default.json()["model"] == {"name": "motion", "version": "1"}
+    assert default.json()["model"] == {"name": "motion", "version": "2"}
     assert second.json()["model"] == {"name": "second", "version": "7"}
     # stride 2, centred: the second model saw 16 frames two apart; motion saw them spread uniformly.
     seen = [f["index"] for f in second.json()["frames"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,72 @@ def test_shipped_model_classifies_fresh_clips(shipped, label: str, tmp_path: Pat
         logits = session.run(["logits"], {"frames": x})[0][0]
         right += manifest.labels[int(np.argmax(logits))] == label
     assert right >= 2, f"{label}: {right}/3 right"
+
+
+def test_export_recover_round_trip_keeps_the_graph(tiny_run: Path, tmp_path: Path) -> None:
+    """models.from_onnx reads an export's weights back (folded BatchNorms included) and the network
+    answers as the graph does; a network that does not fit the graph is refused."""
+    from models.from_onnx import RecoveryError, recover
+
+    export(tiny_run / "best.pt", tmp_path / "out", "tiny", "1")
+    net, _ = recover(tmp_path / "out")  # raises when the logits differ by 1e-4 or more
+    x = np.random.default_rng(5).standard_normal((2, 8, 3, 32, 32)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        got = [t.numpy() for t in net(torch.from_numpy(x))]
+    for want, have in zip(session.run(None, {"frames": x}), got, strict=True):
+        assert np.abs(want - have).max() < 1e-4
+    doc = json.loads((tmp_path / "out" / "model.json").read_text())
+    doc["network"]["dim"] = 48
+    (tmp_path / "out" / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(RecoveryError, match="does not fit the network"):
+        recover(tmp_path / "out")
+
+
+def test_change_clips_train_on_both_labels_from_an_export(tiny_run: Path, tmp_path: Path) -> None:
+    """--init fine-tunes an exported model; --change-share adds clips whose behaviour changes
+    part-way, stored with both labels and the first one's share."""
+    export(tiny_run / "best.pt", tmp_path / "init", "tiny", "1")
+    args = build_parser().parse_args([
+        "--out", str(tmp_path / "run"), "--train-size", "24", "--val-size", "8", "--epochs", "1",
+        "--batch-size", "8", "--workers", "1", "--quiet", "--encoded-share", "0.3", "--change-share", "0.5",
+        "--init", str(tmp_path / "init"), "--frames", "8", "--size", "32",
+    ])
+    metrics = train(args)
+    assert metrics["steps"] == 3 and np.isfinite(metrics["history"][-1]["train_loss"])
+    data = np.load(next((tmp_path / "run" / "cache").glob("synthetic-v3-*-0.5-0.0.npz")))
+    changed = data["labels"] != data["labels2"]
+    assert 4 <= changed.sum() <= 20  # about half of 24
+    assert np.all((data["share"][changed] >= 0.1) & (data["share"][changed] <= 0.9))
+    assert np.all(data["share"][~changed] == 1.0)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["config"]["dim"] == 32  # the init's network, not the CLI's default 128
+
+
+def test_a_change_clip_plays_its_two_behaviours_in_order() -> None:
+    clip, first, second, share = synthetic.make_change_clip(11, 16, (64, 64), 0.0)
+    assert first != second and 0.1 <= share <= 0.9
+    # The two parts share the background and object, so they draw the same frame where the
+    # first ends as a plain render of the first behaviour does there.
+    a = replace(synthetic.draw_spec(11, synthetic.LABELS[first]), noise_sigma=0.0)  # no per-frame noise draws
+    b = synthetic.second_spec(a, 12, synthetic.LABELS[second])
+    seq = synthetic.Sequence([synthetic.Renderer(a), synthetic.Renderer(b)], [share, 1 - share])
+    assert np.array_equal(seq.frame(0.0), synthetic.Renderer(a).frame(0.0))
+    assert np.array_equal(seq.frame(share * 0.999), synthetic.Renderer(a).frame(0.999))
+    assert np.array_equal(seq.frame(1.0), synthetic.Renderer(b).frame(1.0))
+    assert (b.width, b.height, b.background, b.color) == (a.width, a.height, a.background, a.color)
+    assert clip.shape == (16, 64, 64, 3)
+
+
+def test_a_cropped_clip_shows_part_of_its_behaviour() -> None:
+    """--crop-share clips: the behaviour's time from somewhere inside it, at least half of it."""
+    spec = replace(synthetic.draw_spec(21, "move_right"), noise_sigma=0.0)
+    whole = synthetic.Renderer(spec)
+    part = synthetic.Sequence([synthetic.Renderer(spec)], [1.0], [(0.25, 0.75)])
+    assert np.array_equal(part.frame(0.0), whole.frame(0.25))
+    assert np.array_equal(part.frame(0.5), whole.frame(0.5))
+    assert np.array_equal(part.frame(1.0), whole.frame(0.75))
+    kinds = [synthetic.clip_kind(seed, 0.4, 0.5) for seed in range(400)]
+    assert 0.3 < kinds.count("change") / 400 < 0.5 and 0.2 < kinds.count("crop") / 400 < 0.4
+    clip, label = synthetic.make_cropped_clip(21, 16, (64, 64), 0.0)
+    assert clip.shape == (16, 64, 64, 3) and synthetic.LABELS[label] == synthetic.LABELS[21 % 10]

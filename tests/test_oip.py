@@ -36,11 +36,11 @@ def _clips(batch: int, seed: int) -> np.ndarray:
 
 def test_health_and_metadata_through_tritonclient(triton) -> None:
     assert triton.is_server_live() and triton.is_server_ready()
-    assert triton.is_model_ready("motion") and triton.is_model_ready("motion", "1")
-    assert not triton.is_model_ready("nope") and not triton.is_model_ready("motion", "9")
-    assert triton.get_model_metadata("motion", "1")["versions"] == ["1"]
+    assert triton.is_model_ready("motion") and triton.is_model_ready("motion", "2")
+    assert not triton.is_model_ready("nope") and not triton.is_model_ready("motion", "1")
+    assert triton.get_model_metadata("motion", "2")["versions"] == ["2"]
     meta = triton.get_model_metadata("motion")
-    assert meta["name"] == "motion" and meta["versions"] == ["1"]
+    assert meta["name"] == "motion" and meta["versions"] == ["2"]
     assert meta["inputs"] == [{"name": "frames", "datatype": "FP32", "shape": [-1, *SHAPE]}]
     assert [o["name"] for o in meta["outputs"]] == ["logits", "attention", "embeddings", "features"]
 
@@ -68,7 +68,7 @@ def test_infer_without_requested_outputs_returns_all_of_them(triton) -> None:
     x = _clips(1, seed=7)
     frames = httpclient.InferInput("frames", list(x.shape), "FP32")
     frames.set_data_from_numpy(x)
-    result = triton.infer("motion", [frames], model_version="1")
+    result = triton.infer("motion", [frames], model_version="2")
     assert result.as_numpy("logits").shape == (1, 10) and result.as_numpy("embeddings").shape[:2] == (1, 16)
 
 

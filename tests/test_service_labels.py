@@ -52,11 +52,18 @@ def test_fast_decoding_settings_and_hardware_fallback(
             r = post_video(client, srv.url + "/classify", clip)
             assert r.status_code == 200, r.text
             body = r.json()
-            # The same answer as the exact pipeline in-process (not necessarily the right one).
+            # About the same answer as the exact pipeline in-process (not necessarily the right one):
+            # every score within 0.1, and the same top label unless exact's top two are that close
+            # (this grow clip is a near-tie, grow 0.38 against static 0.36, that a moved frame flips).
             exact = F.sample_frames(clip, manifest.num_frames, manifest.size, policy=manifest.resize)
             logits = session.run(["logits"], {manifest.input_name: F.normalize(exact.frames, manifest.mean,
                                                                              manifest.std)[None]})[0][0]
-            assert body["labels"][0]["label"] == manifest.labels[int(np.argmax(logits))], body["labels"]
+            probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+            for scored in body["labels"]:
+                assert abs(scored["score"] - probs[manifest.labels.index(scored["label"])]) < 0.1, body["labels"]
+            first, second = np.sort(probs)[::-1][:2]
+            if first - second > 0.1:
+                assert body["labels"][0]["label"] == manifest.labels[int(np.argmax(probs))], body["labels"]
             # Fast mode may move a frame, by less than half the spacing of the samples.
             video = F.probe_video(clip)
             uniform = F.uniform_indices(video, 16)
