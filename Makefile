@@ -68,8 +68,7 @@ model: $(DEV_STAMP)  ## train and export the default model (to $(MODEL_OUT); MOD
 	$(BIN)/python -m models.train --out runs/motion-v2 --init runs/motion/export-v1 $(FINETUNE) --epochs 4
 	$(BIN)/python -m models.train --out runs/motion-v2 --init runs/motion/export-v1 $(FINETUNE) --epochs 8 --resume
 	$(BIN)/python -m models.export --checkpoint runs/motion-v2/last.pt --out $(MODEL_OUT) --name motion --version 2
-	@# The `domain` statistics the shipped model carries: its `features` output, then the fit.
-	$(BIN)/python -m models.features_output --model $(MODEL_OUT)
+	@# The `domain` statistics the shipped model carries (the fit adds the `features` output first).
 	$(BIN)/python -m models.domain --model $(MODEL_OUT) --fit runs/cache/synthetic-v1-0-2000-16-64-0.15.npz \
 	  --calibrate runs/cache/synthetic-v1-7919-1000-16-64-0.15.npz
 

@@ -178,16 +178,6 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def main() -> None:
-    """Render the benchmark clips ahead of time (`python -m bench.common`)."""
-    for plan in BENCH_CLIPS:
-        print(ensure_clip(plan))
-
-
-if __name__ == "__main__":
-    main()
-
-
 def _proc_stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
@@ -220,3 +210,13 @@ def tree_cpu_s(root: int) -> float:
     """User + system CPU seconds of process `root` and its descendants (Linux /proc): what a
     server and its worker processes spent, e.g. after answering a request."""
     return sum(_proc_cpu_s(pid) for pid in _proc_tree(root))
+
+
+def main() -> None:
+    """Render the benchmark clips ahead of time (`python -m bench.common`)."""
+    for plan in BENCH_CLIPS:
+        print(ensure_clip(plan))
+
+
+if __name__ == "__main__":
+    main()

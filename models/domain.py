@@ -95,9 +95,7 @@ class DomainScorer:
 
     def answer(self, embeddings: np.ndarray) -> dict:
         """API.md's `domain` object."""
-        d = self.distance(embeddings)
-        d = d if np.isfinite(d) else float(np.finfo(np.float32).max)
-        return _answer(d, self.threshold)
+        return _answer(self.distance(embeddings), self.threshold)
 
     def score_clips(self, outputs: dict[str, np.ndarray], frames: np.ndarray | None = None) -> np.ndarray:
         """Each clip's distance from the model's outputs (the frames are not used)."""

@@ -97,9 +97,14 @@ def timeline(
     and neighbours with the same top label merge (their probabilities averaged by length)."""
     centers = [(a + b) / 2 for a, b in windows]
     cuts = [0.0] + [(centers[i] + centers[i + 1]) / 2 for i in range(len(centers) - 1)] + [duration_s]
+    return merge_spans([(cuts[i], cuts[i + 1], p) for i, p in enumerate(probs)], labels, k)
+
+
+def merge_spans(spans: list[tuple[float, float, np.ndarray]], labels: list[str], k: int) -> list[dict]:
+    """API.md's timeline from consecutive (start, end, probabilities) spans: neighbours with the same
+    top label merge, a merged segment's probabilities averaged by length; top-k labels each."""
     segments: list[dict] = []
-    for i, p in enumerate(probs):
-        start, end = cuts[i], cuts[i + 1]
+    for start, end, p in spans:
         top = int(np.argmax(p))
         if segments and segments[-1]["_top"] == top:
             seg = segments[-1]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.pipeline import finite, top_labels
+from service.pipeline import merge_spans
 
 GUARD_CELLS = 0.5  # of a grid cell, left out of a candidate's clip at each interior boundary
 
@@ -98,23 +98,9 @@ def segment(plan: SearchPlan, probs: np.ndarray, labels: list[str], k: int, pena
     """API.md's timeline: consecutive segments covering the video, each with its top-k labels.
 
     probs: the softmax of each candidate of plan.spans, in order. Neighbours with the same top
-    label merge; a merged segment's labels are its parts' probabilities averaged by length.
+    label merge (service.pipeline.merge_spans).
     """
-    merged: list[dict] = []
     where = {span: n for n, span in enumerate(plan.spans)}
-    for i, j in best_segmentation(plan, probs, penalty):
-        p = np.nan_to_num(probs[where[(i, j)]].astype(np.float64))
-        start, end = plan.grid[i], plan.grid[j]
-        top = int(np.argmax(p))
-        if merged and merged[-1]["_top"] == top:
-            merged[-1]["end_s"] = end
-            merged[-1]["_sum"] = merged[-1]["_sum"] + p * (end - start)
-        else:
-            merged.append({"start_s": start, "end_s": end, "_top": top, "_sum": p * (end - start)})
-    out = []
-    for seg in merged:
-        length = seg["end_s"] - seg["start_s"]
-        mean = seg["_sum"] / length if length > 0 else seg["_sum"]
-        out.append({"start_s": finite(seg["start_s"]), "end_s": finite(seg["end_s"]),
-                    "labels": top_labels(mean, labels, k)})
-    return out
+    chosen = best_segmentation(plan, probs, penalty)
+    return merge_spans([(plan.grid[i], plan.grid[j], np.nan_to_num(probs[where[(i, j)]].astype(np.float64)))
+                        for i, j in chosen], labels, k)

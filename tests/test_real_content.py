@@ -83,8 +83,8 @@ def test_attention_timeline_and_summary_find_the_photo_between_grey_and_black(
 
 
 # Measured (bench.domain, BENCHMARKS.md): motion's pixel-patch + stem-feature Gaussians flag
-# every real clip and window, and most photos (distance 1.0-1.7 against a threshold of 0.81;
-# the rocket photo, a dark smooth sky, is the one that stays in).
+# every real clip whole and most photos (version 2: median distance 0.93-0.97 against a
+# threshold of 0.77; 1 of 9 2 s windows and 8 of 40 photos stay in).
 @pytest.mark.parametrize("clip", ["bigbuckbunny.mp4", "bikes.mp4", "coffee"])
 def test_motion_says_real_footage_is_out_of_its_domain(repo_server: ThreadServer, http: httpx.Client,
                                                        tmp_path: Path, clip: str) -> None:
